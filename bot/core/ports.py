@@ -1,0 +1,69 @@
+"""Ports: what the service needs from the outside world. Adapters implement these (bot/serving, bot/store)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from bot.core.desired import FleetConfig, ModelState
+from bot.core.fleet import ProgressEvent, ReplicaStatus, RolloutResult
+from bot.core.rollout import RolloutPlan
+from bot.core.signatures import Signature
+
+ProgressSink = Callable[[ProgressEvent], None]
+
+
+class Fleet(Protocol):
+    """The TF Serving fleet, reached over mTLS gRPC (bot/serving/fleet.py)."""
+
+    def replicas(self) -> tuple[str, ...]:
+        """Current replica addresses (re-resolved for dns:/// targets)."""
+        ...
+
+    def model_status(self, model: str) -> tuple[ReplicaStatus, ...]:
+        """GetModelStatus on every replica in parallel; a failed replica has `error` set."""
+        ...
+
+    def served_signature(self, model: str, version: int | None = None) -> Signature | None:
+        """`serving_default` of a loaded version via GetModelMetadata (None if no replica serves it)."""
+        ...
+
+    def apply(self, config: FleetConfig) -> Mapping[str, str | None]:
+        """Send the whole config to every replica in parallel; replica -> None on success or the error."""
+        ...
+
+    def rollout(
+        self,
+        plan: RolloutPlan,
+        base: FleetConfig,
+        persist: Callable[[FleetConfig], None],
+        progress: ProgressSink,
+    ) -> RolloutResult:
+        """Run DESIGN.md §4: pre-flight, load, switch, verify, trim. `persist` is called with each whole
+        config *before* it is sent, so the database always holds the newest config the fleet may have."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ServingError unless at least one replica answers."""
+        ...
+
+
+class VersionCatalog(Protocol):
+    """Versions on disk (or object store) under a model's base_path (bot/serving/discovery.py)."""
+
+    def versions(self, base_path: str) -> tuple[int, ...]:
+        """Numeric sub-directories that hold a saved_model.pb, ascending."""
+        ...
+
+    def signature(self, base_path: str, version: int) -> Signature | None:
+        """`serving_default` read from base_path/<version>/saved_model.pb, None if absent."""
+        ...
+
+    def metadata(self, base_path: str, version: int) -> Mapping[str, Any]:
+        """base_path/<version>/metadata.json if present, else {}."""
+        ...
+
+
+def model_state_for(config: FleetConfig, name: str) -> ModelState | None:
+    """Convenience used by adapters and the service alike."""
+    return config.model(name)
