@@ -7,12 +7,20 @@ persists it with a compare-and-set on `version`, so concurrent deciders cannot b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from bot.core.commands import format_request_id
+from bot.core.errors import Conflict, PermissionDenied, UsageError
+from bot.core.fleet import Outcome
+from bot.core.policy import Decision, Identity
 
 
-class RequestState(str, Enum):
+class RequestState(StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     EXECUTING = "EXECUTING"
@@ -66,7 +74,7 @@ class ChangeRequest:
     decided_by: str | None = None
     decision_reason: str = ""
     version: int = 0  # optimistic-concurrency counter, bumped by every stored transition
-    extra: dict[str, object] = field(default_factory=dict, compare=False)
+    extra: dict[str, object] = field(default_factory=dict, compare=False)  # e.g. "signature_note" for the card
 
     @property
     def approvals_missing(self) -> int:
@@ -74,3 +82,179 @@ class ChangeRequest:
 
     def approved_by(self, user_id: str) -> bool:
         return any(a.user_id == user_id for a in self.approvals)
+
+    @property
+    def withdrawn(self) -> bool:
+        """Rejected by its own requester."""
+        return self.state is RequestState.REJECTED and self.decided_by == self.requester
+
+
+CHANGE_ACTIONS = ("promote", "rollback")
+TWO_PERSON = "two-person rule"  # PermissionDenied.rule when a requester tries to approve their own change
+
+
+def change_digest(  # noqa: PLR0917 - the six parts of a change, in the order the service contract names them
+    model: str,
+    from_version: int | None,
+    to_version: int,
+    label: str,
+    label_map: Mapping[str, int],
+    generation: int,
+) -> str:
+    """sha256 of the canonical JSON of the exact change and the desired state it was computed from."""
+    change = {
+        "model": model,
+        "from": from_version,
+        "to": to_version,
+        "label": label,
+        "labels": {str(k): int(v) for k, v in label_map.items()},
+        "generation": generation,
+    }
+    canonical = json.dumps(change, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def new_request(
+    *,
+    action: str,
+    model: str,
+    from_version: int | None,
+    to_version: int,
+    label: str,
+    reason: str,
+    requester: Identity | str,
+    now: datetime,
+    ttl: timedelta,
+    required_approvals: int,
+    approver_roles: frozenset[str],
+    label_map: Mapping[str, int],
+    generation: int,
+    emergency: bool = False,
+    plan_summary: str = "",
+    signature_note: str = "",
+) -> ChangeRequest:
+    """A PENDING request, or an APPROVED one when no approval is needed (an emergency rollback, or
+    a rule of `approvals: 0`). A rollback needs a reason; only a rollback may be an emergency."""
+    if action not in CHANGE_ACTIONS:
+        raise ValueError(f"not a change action: {action!r}")
+    if required_approvals < 0 or to_version < 1 or ttl <= timedelta(0):
+        raise ValueError("required_approvals >= 0, to_version >= 1 and a positive ttl are needed")
+    user = requester if isinstance(requester, Identity) else Identity(requester)
+    if user.is_bot or not user.user_id:
+        raise PermissionDenied("bots-never-act: a bot may not request a change", rule="bots-never-act")
+    if action == "rollback" and not reason.strip():
+        raise UsageError('a rollback needs a reason: add --reason "what is wrong" (an incident id helps)')
+    if emergency and action != "rollback":
+        raise UsageError("only a rollback can be an emergency")
+    required = 0 if emergency else required_approvals
+    request = ChangeRequest(
+        id=0,
+        action=action,
+        model=model,
+        from_version=from_version,
+        to_version=to_version,
+        label=label,
+        reason=reason.strip(),
+        requester=user.user_id,
+        created_at=now,
+        expires_at=now + ttl,
+        required_approvals=required,
+        approver_roles=frozenset(approver_roles),
+        digest=change_digest(model, from_version, to_version, label, label_map, generation),
+        model_generation=generation,
+        emergency=emergency,
+        dry_run_plan=plan_summary,
+        extra={"signature_note": signature_note} if signature_note else {},
+    )
+    if required > 0:
+        return request
+    why = "emergency rollback: no second approver needed" if emergency else "the policy requires no approver"
+    return replace(request, state=RequestState.APPROVED, decided_by=user.user_id, decision_reason=why)
+
+
+def approve(req: ChangeRequest, approver: Identity, can_approve: Decision, now: datetime) -> ChangeRequest:
+    """Count `approver`'s approval; APPROVED once enough distinct people other than the requester agree.
+    `can_approve` is Policy.can_approve(approver, rule of this request)."""
+    rid = format_request_id(req.id)
+    _require(req, (RequestState.PENDING,), "approve")
+    _require_unexpired(req, now)
+    if approver.is_bot or not approver.user_id:
+        raise PermissionDenied(f"bots-never-act: {approver.user_id or 'a bot'} may not approve {rid}", "bots-never-act")
+    if approver.user_id == req.requester:
+        others = tuple(w for w in can_approve.who_can if w != req.requester)
+        raise PermissionDenied(
+            f"two-person rule: you requested {rid}, so someone else must approve it", TWO_PERSON, others
+        )
+    if req.approved_by(approver.user_id):
+        raise Conflict(f"you already approved {rid}; each person counts once ({req.approvals_missing} more needed)")
+    if not can_approve.allowed:
+        raise PermissionDenied(can_approve.reason, can_approve.rule, can_approve.who_can)
+    approved = replace(req, approvals=(*req.approvals, Approval(approver.user_id, now)))
+    if not _has_quorum(approved):
+        return approved
+    return replace(approved, state=RequestState.APPROVED, decided_by=approver.user_id)
+
+
+def reject(req: ChangeRequest, user: Identity, can_reject: bool, now: datetime, reason: str = "") -> ChangeRequest:
+    """REJECTED: by someone with the reject permission, or withdrawn by the requester themself."""
+    rid = format_request_id(req.id)
+    _require(req, (RequestState.PENDING, RequestState.APPROVED), "reject")
+    _require_unexpired(req, now)
+    if user.is_bot or not user.user_id:
+        raise PermissionDenied(f"bots-never-act: {user.user_id or 'a bot'} may not reject {rid}", "bots-never-act")
+    if user.user_id != req.requester and not can_reject:
+        message = f"reject-permission: only the requester or someone with the 'reject' permission may reject {rid}"
+        raise PermissionDenied(message, "reject-permission")
+    return replace(req, state=RequestState.REJECTED, decided_by=user.user_id, decision_reason=reason.strip())
+
+
+def expire_if_due(req: ChangeRequest, now: datetime) -> ChangeRequest:
+    """EXPIRED when an unexecuted request is past `expires_at`; otherwise `req` itself, unchanged."""
+    if req.state in (RequestState.PENDING, RequestState.APPROVED) and now >= req.expires_at:
+        return replace(req, state=RequestState.EXPIRED, decision_reason=f"expired at {_when(req.expires_at)}")
+    return req
+
+
+def start_execution(req: ChangeRequest, live_digest: str, now: datetime) -> ChangeRequest:
+    """APPROVED -> EXECUTING; or VOID when the live desired state no longer matches what was approved."""
+    rid = format_request_id(req.id)
+    _require(req, (RequestState.APPROVED,), "execute")
+    _require_unexpired(req, now)
+    if not _has_quorum(req):  # unreachable through approve(); guards hand-built or corrupted rows
+        raise Conflict(f"cannot execute {rid}: it lacks {req.required_approvals} distinct approval(s)")
+    if live_digest != req.digest:
+        why = f"the desired state of {req.model} changed after {rid} was requested; request it again"
+        return replace(req, state=RequestState.VOID, decision_reason=why)
+    return replace(req, state=RequestState.EXECUTING)
+
+
+def void(req: ChangeRequest, reason: str) -> ChangeRequest:
+    """VOID an open request that has not started, e.g. because another change moved the model first."""
+    _require(req, (RequestState.PENDING, RequestState.APPROVED), "void")
+    return replace(req, state=RequestState.VOID, decision_reason=reason)
+
+
+def finish(req: ChangeRequest, outcome: Outcome) -> ChangeRequest:
+    """EXECUTING -> SUCCEEDED | PARTIAL | FAILED."""
+    _require(req, (RequestState.EXECUTING,), "finish")
+    return replace(req, state=RequestState(outcome.value))
+
+
+def _has_quorum(req: ChangeRequest) -> bool:
+    approvers = {a.user_id for a in req.approvals if a.user_id != req.requester}
+    return len(approvers) >= req.required_approvals
+
+
+def _require(req: ChangeRequest, states: tuple[RequestState, ...], verb: str) -> None:
+    if req.state not in states:
+        raise Conflict(f"cannot {verb} {format_request_id(req.id)}: it is {req.state.value.lower()}")
+
+
+def _require_unexpired(req: ChangeRequest, now: datetime) -> None:
+    if now >= req.expires_at:
+        raise Conflict(f"{format_request_id(req.id)} expired at {_when(req.expires_at)}")
+
+
+def _when(moment: datetime) -> str:
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

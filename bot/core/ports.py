@@ -28,6 +28,11 @@ class Fleet(Protocol):
         """`serving_default` of a loaded version via GetModelMetadata (None if no replica serves it)."""
         ...
 
+    def resolve(self, model: str, label: str | None = None) -> Mapping[str, int | str]:
+        """Per replica, the version GetModelMetadata resolves `label` (or no version: latest) to,
+        or the error text when it cannot be resolved there."""
+        ...
+
     def apply(self, config: FleetConfig) -> Mapping[str, str | None]:
         """Send the whole config to every replica in parallel; replica -> None on success or the error."""
         ...

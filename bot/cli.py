@@ -1,0 +1,147 @@
+"""`modelbot` command line: serve, console, demo, check-config, db, audit, register."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.core.errors import ConfigError, ModelbotError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"Configuration problems in {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except ModelbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelbot", description="Slack ChatOps for TensorFlow Serving.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the Slack app (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    p.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104 - a server listens
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("console", help="the same bot in a terminal (no Slack needed)")
+    p.add_argument("--as", dest="user", default=os.environ.get("MODELBOT_CONSOLE_USER", "U01ALICE"))
+    p.add_argument("--groups", default="", help="comma-separated user-group ids, e.g. S0MLONCALL")
+    p.set_defaults(func=_console)
+
+    p = sub.add_parser("demo", help="local emulated TF Serving fleet over mTLS + demo models + SQLite + console")
+    p.add_argument("--script", type=Path, help="run this console script non-interactively")
+    p.add_argument("--replicas", type=int, default=3)
+    p.add_argument("--no-story", action="store_true", help="skip the built-in walkthrough")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("check-config", help="validate modelbot.yaml and permissions.yaml")
+    p.add_argument("--online", action="store_true", help="also reach every replica of the fleet")
+    p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(func=_db)
+
+    p = sub.add_parser("audit", help="verify or export the hash-chained audit trail")
+    p.add_argument("action", choices=["verify", "export"])
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=_audit)
+
+    p = sub.add_parser("register", help="record registry metadata for a model version (for CI/CD)")
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    p.add_argument("--metric", action="append", default=[], metavar="K=V")
+    p.add_argument("--note", default="")
+    p.add_argument("--actor", default=os.environ.get("MODELBOT_ACTOR", os.environ.get("USER", "ci")))
+    p.set_defaults(func=_register)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.frontends.server import serve
+    from bot.wiring import build_bot
+
+    logging.getLogger().setLevel(os.environ.get("MODELBOT_LOG_LEVEL", "INFO"))
+    return serve(build_bot(), host=args.host, port=args.port)
+
+
+def _console(args: argparse.Namespace) -> int:
+    from bot.frontends.console import Console, interactive_lines
+    from bot.wiring import build_bot
+
+    bot = build_bot()
+    try:
+        console = Console(bot.service, args.user, [g for g in args.groups.split(",") if g])
+        failures = console.run(interactive_lines(), echo=not sys.stdin.isatty())
+        return 1 if failures and not sys.stdin.isatty() else 0
+    finally:
+        bot.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.devstack.demo import run_demo
+
+    return run_demo(script=args.script, replicas=args.replicas, story=not args.no_story)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bot.checks import check_config
+
+    return check_config(online=args.online)
+
+
+def _db(args: argparse.Namespace) -> int:
+    from bot.store.database import Database
+    from bot.wiring import database_url
+
+    Database(database_url()).upgrade()
+    print("database schema is up to date")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from bot.store import audit_export
+    from bot.store.database import Database
+    from bot.wiring import database_url
+
+    db = Database(database_url())
+    if args.action == "verify":
+        result = audit_export.verify(db)
+        if result.ok:
+            print(f"audit trail OK: {result.checked} rows, hash chain intact")
+            return 0
+        print(f"audit trail BROKEN at row #{result.first_bad_seq}: {result.problem}", file=sys.stderr)
+        return 1
+    if args.output:
+        with args.output.open("w", newline="") as out:
+            audit_export.export(db, args.format, out)
+    else:
+        audit_export.export(db, args.format, sys.stdout)
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    from bot.registry import register
+
+    return register(args.model, args.version, args.metric, args.note, args.actor)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

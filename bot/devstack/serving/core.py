@@ -1,0 +1,192 @@
+"""ServerCore: ReloadConfig, the version-label map and ModelSpec resolution (model_servers/server_core.cc)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+from bot.devstack.serving.discovery import FileSystemSource, ServableToMonitor, VersionPolicy
+from bot.devstack.serving.loading import LoadedServable
+from bot.devstack.serving.manager import AspiredVersionsManager
+from bot.devstack.serving.monitor import FreshMonitor, ManagerState, ServableState, StateMonitor
+from bot.devstack.serving.status import Code, TfError
+from bot.devstack.serving.validation import (
+    check_routes,
+    validate_model_config_list,
+    validate_no_models_change_platforms,
+)
+from bot.serving.protos import tfs_apis_pb2
+
+log = logging.getLogger("devstack.core")
+
+ModelServerConfig = tfs_apis_pb2.ModelServerConfig
+
+
+def _unavailable_error(reached: Sequence[ServableState], noun: str) -> TfError | None:
+    """WaitUntilModelsAvailable's UNKNOWN error when some awaited model ended (END) instead of loading."""
+    failed = [s for s in reached if s.state is not ManagerState.AVAILABLE]
+    if not failed:
+        return None
+    entries = "".join(
+        f"{{{{name: {s.model} version: {s.version}}}"
+        + ("" if s.health.ok else f" due to error: {s.health.to_string()}")
+        + "}, "
+        for s in failed
+    )
+    return TfError(Code.UNKNOWN, f"{len(failed)} {noun} did not become available: {{{entries}}}")
+
+
+def _copy_policy(config: tfs_apis_pb2.ModelConfig) -> VersionPolicy:
+    policy = VersionPolicy()
+    policy.CopyFrom(config.model_version_policy)
+    return policy
+
+
+class ServerCore:
+    def __init__(
+        self,
+        monitor: StateMonitor,
+        manager: AspiredVersionsManager,
+        *,
+        file_system_poll_wait_seconds: float,
+        allow_version_labels_for_unavailable_models: bool,
+        stopping: threading.Event,
+    ) -> None:
+        self._monitor = monitor
+        self._manager = manager
+        self._poll_wait_seconds = file_system_poll_wait_seconds
+        self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
+        self._stopping = stopping
+        # config_mu_: held for a whole reload, including the wait for new models, so reloads queue up.
+        self._config_mu = threading.Lock()
+        self._config = ModelServerConfig()
+        self._labels_mu = threading.Lock()
+        self._labels: dict[str, dict[str, int]] | None = None  # None until the first successful label update
+        self._source: FileSystemSource | None = None
+
+    def config(self) -> ModelServerConfig:
+        """A copy of the stored config (which may be a rejected one, see reload_config)."""
+        copy = ModelServerConfig()
+        copy.CopyFrom(self._config)
+        return copy
+
+    # --- ReloadConfig -------------------------------------------------------------------------------------
+    def reload_config(self, new_config: ModelServerConfig) -> None:
+        """Apply a whole new config or raise the TF error. Not rolled back: the stored config is replaced before
+        the label check and the model update, so a failure there leaves the rejected config stored."""
+        with self._config_mu:
+            old_case = self._config.WhichOneof("config")
+            new_case = new_config.WhichOneof("config")
+            is_first = old_case is None
+            if not (is_first or self._config == new_config or old_case == new_case == "model_config_list"):
+                raise TfError(
+                    Code.FAILED_PRECONDITION,
+                    "Cannot transition to requested config. "
+                    "It is only legal to transition from one ModelConfigList to another.",
+                )
+            if new_case is None:
+                log.info("Taking no action for empty config.")
+                return
+            if new_case == "model_config_list":
+                validate_model_config_list(new_config.model_config_list.config)
+                if old_case == "model_config_list":
+                    validate_no_models_change_platforms(
+                        self._config.model_config_list.config, new_config.model_config_list.config
+                    )
+            self._config = ModelServerConfig()
+            self._config.CopyFrom(new_config)
+            self._update_label_map()
+            if new_case == "custom_model_config":
+                # server.cc LoadCustomModelConfig is a LOG(FATAL): the real process dies here.
+                log.critical("ModelServer does not yet support custom model config.")
+                os._exit(1)
+            self._add_models()
+            log.info("Finished reloading config")
+
+    def _update_label_map(self) -> None:
+        """Build and validate the complete label map against CURRENT states, then swap it in atomically."""
+        new_map: dict[str, dict[str, int]] = {}
+        for model in self._config.model_config_list.config:
+            states = {s.version: s.state for s in self._monitor.versions(model.name)}
+            for label in sorted(model.version_labels):
+                version = model.version_labels[label]
+                allow_any = False
+                if self._allow_unavailable_labels:
+                    existing = self._current_label(model.name, label)
+                    # Only MOVING an existing label still needs the target to be AVAILABLE.
+                    allow_any = existing is None or existing == version
+                if not allow_any and states.get(version) is not ManagerState.AVAILABLE:
+                    raise TfError(
+                        Code.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model {model.name}, "
+                        "which is not currently available for inference",
+                    )
+                new_map.setdefault(model.name, {})[label] = version
+        with self._labels_mu:
+            self._labels = new_map
+
+    def _current_label(self, model: str, label: str) -> int | None:
+        with self._labels_mu:
+            return None if self._labels is None else self._labels.get(model, {}).get(label)
+
+    def _add_models(self) -> None:
+        """AddModelsViaModelConfigList: routes, then the source; wait only for model names that are new."""
+        configs = self._config.model_config_list.config
+        servables = [ServableToMonitor(c.name, c.base_path, _copy_policy(c)) for c in configs]
+        check_routes(configs)
+        if self._source is None:
+            self._start_source(servables)
+            return
+        with FreshMonitor(self._monitor) as fresh:
+            new_models = {s.name for s in servables} - {s.name for s in self._source.config()}
+            self._source.update_config(servables)
+            reached = fresh.wait_until_available(new_models, self._stopping)
+        self._raise_if_unavailable(reached, len(new_models), "model(s)")
+
+    def _start_source(self, servables: Sequence[ServableToMonitor]) -> None:
+        """First config: create the source, poll at once and wait for every model (parallel initial loads)."""
+        source = FileSystemSource(self._poll_wait_seconds, self._manager.set_aspired_versions, self._stopping)
+        source.update_config(servables)
+        self._source = source
+        try:
+            with FreshMonitor(self._monitor) as fresh:
+                source.start()
+                reached = fresh.wait_until_available([s.name for s in servables], self._stopping)
+        finally:
+            self._manager.finish_initial_load()
+        self._raise_if_unavailable(reached, len(servables), "servable(s)")
+
+    def _raise_if_unavailable(self, reached: Sequence[ServableState], awaited: int, noun: str) -> None:
+        if awaited and not reached:
+            raise TfError(Code.CANCELLED, "server is shutting down")
+        error = _unavailable_error(reached, noun)
+        if error is not None:
+            raise error
+
+    # --- request resolution -------------------------------------------------------------------------------
+    def version_for_label(self, model: str, label: str) -> int:
+        with self._labels_mu:
+            if self._labels is None:
+                raise TfError(Code.UNAVAILABLE, f"Model labels does not init yet.{label}")
+            version = self._labels.get(model, {}).get(label)
+        if version is None:
+            raise TfError(Code.INVALID_ARGUMENT, f"Unrecognized servable version label: {label}")
+        return version
+
+    def servable(self, spec: tfs_apis_pb2.ModelSpec) -> LoadedServable:
+        """ServableRequestFromModelSpec + the manager's serving map: version, label, or Latest = highest READY."""
+        if not spec.name:
+            raise TfError(Code.INVALID_ARGUMENT, "ModelSpec has no name specified.")
+        choice = spec.WhichOneof("version_choice")
+        version: int | None = None
+        if choice == "version":
+            version = spec.version.value
+        elif choice == "version_label":
+            version = self.version_for_label(spec.name, spec.version_label)
+        found = self._manager.servable(spec.name, version)
+        if found is None:
+            request = f"Latest({spec.name})" if version is None else f"Specific({spec.name}, {version})"
+            raise TfError(Code.NOT_FOUND, f"Servable not found for request: {request}")
+        return found

@@ -1,0 +1,105 @@
+"""Command-line flags: the real server's names and defaults (model_servers/main.cc), plus `--devstack_*` knobs."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+@dataclass(frozen=True)
+class ServerFlags:
+    """Parsed flags. Poll intervals accept fractions of a second so tests can run fast (the real ones are int)."""
+
+    port: int = 8500
+    host: str = "127.0.0.1"
+    model_config_file: str = ""
+    model_name: str = "default"
+    model_base_path: str = ""
+    ssl_config_file: str = ""
+    file_system_poll_wait_seconds: float = 1.0
+    model_config_file_poll_wait_seconds: float = 0.0
+    allow_version_labels_for_unavailable_models: bool = False
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
+    saved_model_tags: str = "serve"
+    # Emulator-only knobs.
+    devstack_load_seconds: float = 0.2
+    devstack_manage_interval_seconds: float = 0.1
+    devstack_stall: frozenset[tuple[str, int]] = frozenset()
+    devstack_parent_pid: int = 0  # exit when this process is gone, so a killed test run leaves no replicas
+
+    @property
+    def load_retry_interval_seconds(self) -> float:
+        return self.load_retry_interval_micros / 1_000_000
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset(tag for tag in self.saved_model_tags.split(",") if tag)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _stall(text: str) -> tuple[str, int]:
+    model, sep, version = text.rpartition(":")
+    if not sep or not model or not version.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"expected MODEL:VERSION, got {text!r}")
+    return model, int(version)
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = ServerFlags()
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.devstack.serving",
+        description="Emulated tensorflow_model_server (gRPC ModelService + PredictionService).",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("--port", type=int, default=defaults.port, help="gRPC port; 0 picks a free one (emulator only)")
+    add("--host", default=defaults.host, help="address to bind; the emulator defaults to loopback")
+    add("--model_config_file", default=defaults.model_config_file)
+    add("--model_name", default=defaults.model_name)
+    add("--model_base_path", default=defaults.model_base_path)
+    add("--ssl_config_file", default=defaults.ssl_config_file)
+    add("--file_system_poll_wait_seconds", type=float, default=defaults.file_system_poll_wait_seconds)
+    add("--model_config_file_poll_wait_seconds", type=float, default=defaults.model_config_file_poll_wait_seconds)
+    add(
+        "--allow_version_labels_for_unavailable_models",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=defaults.allow_version_labels_for_unavailable_models,
+    )
+    add("--max_num_load_retries", type=int, default=defaults.max_num_load_retries)
+    add("--load_retry_interval_micros", type=int, default=defaults.load_retry_interval_micros)
+    add("--saved_model_tags", default=defaults.saved_model_tags)
+    add("--devstack_load_seconds", type=float, default=defaults.devstack_load_seconds, help="simulated load time")
+    add("--devstack_manage_interval_seconds", type=float, default=defaults.devstack_manage_interval_seconds)
+    add(
+        "--devstack_stall",
+        type=_stall,
+        action="append",
+        default=[],
+        metavar="MODEL:VERSION",
+        help="this version stays LOADING forever on this replica (repeatable)",
+    )
+    add("--devstack_parent_pid", type=int, default=defaults.devstack_parent_pid, help="exit when this pid is gone")
+    return parser
+
+
+def parse_flags(argv: Sequence[str]) -> ServerFlags:
+    """Parse `--flag=value` or `--flag value`; exits with usage on a bad flag, like the real server."""
+    args = _parser().parse_args(list(argv))
+    values = vars(args)
+    values["devstack_stall"] = frozenset(values["devstack_stall"])
+    return ServerFlags(**values)

@@ -1,0 +1,1 @@
+"""HTTP side of `modelbot serve`: the WSGI router, Alertmanager webhook, health and Prometheus metrics."""

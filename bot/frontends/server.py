@@ -1,0 +1,209 @@
+"""`modelbot serve`: the Slack app behind waitress, with /alerts, /healthz, /readyz and /metrics.
+
+HTTP mode serves `POST /slack/events` (signed slash commands and interactivity); with SLACK_APP_TOKEN
+set the Slack traffic comes over Socket Mode instead and HTTP keeps only the operational routes. The
+outbox worker and an expiry sweep run beside it. SIGTERM stops accepting, lets running rollouts finish
+(up to DRAIN_S), delivers what is due, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from waitress.server import create_server
+
+from bot.frontends.http import alerts
+from bot.frontends.http.health import not_ready
+from bot.frontends.http.metrics import Metrics
+from bot.frontends.http.router import Environ, Response, Router, StartResponse, WsgiApp, read_body
+from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
+from bot.frontends.slack.outbox import OutboxWorker
+from bot.texts_service import SLACK_UNAUTHORIZED
+from bot.usecases.decisions import expire_due
+from bot.wiring import Bot
+
+log = logging.getLogger(__name__)
+ALERT_TOKEN_ENV = "MODELBOT_ALERT_TOKEN"  # noqa: S105 - the variable's name, not a secret
+THREADS = 16
+DRAIN_S = 60.0
+EXPIRY_EVERY_S = 15.0
+LOOP_TIMEOUT_S = 0.2
+IN_FLIGHT_GRACE_S = 5.0
+
+
+def serve(bot: Bot, host: str, port: int) -> int:
+    """Run until SIGTERM or SIGINT; returns the exit status."""
+    try:
+        server = Server(
+            bot, slack_env(os.environ), host=host, port=port, alert_token=os.environ.get(ALERT_TOKEN_ENV, "")
+        )
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        server.start()
+        log.info("modelbot serving on %s:%d (%s)", host, server.port, server.mode)
+        while not stop.wait(1.0):
+            pass
+        log.info("shutting down")
+        server.stop()
+        return 0
+    finally:
+        bot.close()
+
+
+class Server:
+    """Everything `serve` runs, startable and stoppable in-process (tests use it on 127.0.0.1:0)."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        env: SlackEnv,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        alert_token: str = "",
+        client: WebClient | None = None,
+        outbox_client: WebClient | None = None,
+        token_verification_enabled: bool = True,
+        outbox_options: dict[str, Any] | None = None,
+        threads: int = THREADS,
+    ) -> None:
+        self.bot, self.env = bot, env
+        self._host, self._port, self._threads = host, port, threads
+        self._alert_token = alert_token
+        if not alert_token:
+            log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
+        self.metrics = Metrics(outbox_pending=self._outbox_pending)
+        self.outbox = OutboxWorker(
+            bot.service, outbox_client or web_client(env, retries=False, timeout=10), **(outbox_options or {})
+        )
+        self.slack: SlackFrontend = build_app(
+            bot.service,
+            env,
+            client=client,
+            metrics=self.metrics,
+            wake_outbox=self.outbox.wake,
+            token_verification_enabled=token_verification_enabled,
+        )
+        self._stopping = threading.Event()
+        self._threads_started: list[threading.Thread] = []
+        self._socket_mode: SocketModeHandler | None = None
+        self._http: Any = None
+        self.port = 0
+
+    @property
+    def mode(self) -> str:
+        return "Socket Mode" if self.env.socket_mode else "HTTP"
+
+    def start(self) -> None:
+        self._http = create_server(
+            self.router(),
+            host=self._host,
+            port=self._port,
+            threads=self._threads,
+            ident="modelbot",
+            clear_untrusted_proxy_headers=True,
+        )
+        self.port = int(self._http.effective_port)
+        self.outbox.start()
+        self._spawn("http", self._run_http)
+        self._spawn("expiry", self._sweep_expired)
+        if self.env.socket_mode:
+            self._socket_mode = SocketModeHandler(
+                self.slack.app, app_token=self.env.app_token, web_client=WebClient(base_url=self.env.api_url)
+            )
+            self._socket_mode.connect()  # type: ignore[no-untyped-call]
+
+    def stop(self, drain_s: float = DRAIN_S) -> None:
+        """Graceful: stop taking requests, let running work finish, deliver what is due, stop the threads."""
+        if self._socket_mode is not None:
+            self._socket_mode.close()  # type: ignore[no-untyped-call]
+        self._stopping.set()
+        for thread in self._threads_started:
+            thread.join(IN_FLIGHT_GRACE_S + 2)
+        if not self.slack.drain(drain_s):
+            log.warning("stopped with work still running after %.0fs", drain_s)
+        self.outbox.stop()
+
+    def router(self) -> Router:
+        router = Router()
+        if not self.env.socket_mode:
+            router.mount("POST", "/slack/events", self._timed(SlackRequestHandler(self.slack.app)))
+        router.add("GET", "/healthz", lambda _: Response.text(200, "ok"))
+        router.add("GET", "/readyz", self._readyz)
+        router.add("GET", "/metrics", self._metrics)
+        router.add("POST", "/alerts", self._alerts)
+        return router
+
+    def _timed(self, app: WsgiApp) -> WsgiApp:
+        def timed(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            started = time.perf_counter()
+            try:
+                return app(environ, start_response)
+            finally:
+                self.metrics.ack(time.perf_counter() - started)
+
+        return timed
+
+    def _readyz(self, _: Environ) -> Response:
+        reason = not_ready([("database", self.bot.db.ping), ("fleet", self.bot.fleet.ping)])
+        return Response.text(503, reason) if reason else Response.text(200, "ready")
+
+    def _metrics(self, _: Environ) -> Response:
+        return Response(200, self.metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _alerts(self, environ: Environ) -> Response:
+        if not alerts.authorized(str(environ.get("HTTP_AUTHORIZATION", "")), self._alert_token):
+            return Response.text(401, SLACK_UNAUTHORIZED)
+        body = read_body(environ)
+        if body is None:
+            return Response.text(413, "body too large")
+        try:
+            outcome = alerts.receive(self.bot.service.deps, body)
+        except alerts.BadAlert as exc:
+            return Response.text(400, str(exc))
+        self.outbox.wake()
+        return Response.json(200, {"queued": outcome.queued, "ignored": outcome.ignored})
+
+    def _outbox_pending(self) -> int:
+        with self.bot.db.uow(readonly=True) as uow:
+            return uow.outbox.pending_count()
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=f"serve-{name}", daemon=True)
+        thread.start()
+        self._threads_started.append(thread)
+
+    def _run_http(self) -> None:
+        """waitress's loop, one poll at a time so stop() is noticed; then finish in-flight requests and close."""
+        server = self._http
+        socket_map = server._map
+        while not self._stopping.is_set():
+            server.asyncore.loop(timeout=LOOP_TIMEOUT_S, map=socket_map, count=1)
+        server.asyncore.dispatcher.close(server)  # stop accepting; open connections keep being served
+        deadline = time.monotonic() + IN_FLIGHT_GRACE_S
+        while time.monotonic() < deadline and any(getattr(ch, "requests", None) for ch in list(socket_map.values())):
+            server.asyncore.loop(timeout=0.05, map=socket_map, count=1)
+        server.task_dispatcher.shutdown(timeout=IN_FLIGHT_GRACE_S)
+        server.trigger.close()
+        for channel in list(socket_map.values()):
+            channel.close()
+
+    def _sweep_expired(self) -> None:
+        """Requests past their TTL become EXPIRED (and their cards say so) even when nobody types anything."""
+        while not self._stopping.wait(EXPIRY_EVERY_S):
+            try:
+                if expire_due(self.bot.service.deps):
+                    self.outbox.wake()
+            except Exception:  # the database may be down for a moment; the next sweep tries again
+                log.warning("expiry sweep failed", exc_info=True)

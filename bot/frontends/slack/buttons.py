@@ -1,0 +1,84 @@
+"""Approve / Reject on the approval card. The button's value only says *which* request; who clicked comes
+from the signed payload, and whether they may is decided by the service, exactly as for `/model approve`.
+Refusals go to the clicking user alone (chat.postEphemeral); the card itself is updated by the outbox.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import texts_service as texts
+from bot.core import commands as c
+from bot.frontends.slack import modals
+from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION
+from bot.frontends.slack.runtime import Runtime, Say, ephemeral
+
+REQUEST_VALUE = re.compile(r"[0-9]{1,18}")
+
+
+def register(app: App, rt: Runtime) -> None:
+    @app.action(APPROVE_ACTION)
+    def on_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user_id, channel = _clicker(body)
+        say = ephemeral(client, channel, user_id)
+        request_id = _request_id(body)
+        if request_id is None:
+            rt.submit("approve", say, say, texts.SLACK_STALE_BUTTON)
+            return
+        rt.submit("approve", say, decide, rt, user_id, channel, c.Approve(request_id), say)
+
+    @app.action(REJECT_ACTION)
+    def on_reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user_id, channel = _clicker(body)
+        request_id = _request_id(body)
+        if request_id is None:
+            say = ephemeral(client, channel, user_id)
+            rt.submit("reject", say, say, texts.SLACK_STALE_BUTTON)
+            return
+        # The trigger_id is valid for 3 s and once: open the modal now, on this thread.
+        client.views_open(trigger_id=body["trigger_id"], view=modals.reject_view(request_id, channel))
+
+    @app.view(modals.REJECT_CALLBACK)
+    def on_reject_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        reason = modals.submitted(view, modals.REASON)
+        meta = modals.metadata(view)
+        request_id, channel = meta.get("request_id"), str(meta.get("channel") or "")
+        if not reason:
+            ack(response_action="errors", errors={modals.REASON: texts.SLACK_REASON_EMPTY})
+            return
+        ack()
+        user_id = str(body["user"]["id"])
+        say = ephemeral(client, channel, user_id)
+        if not isinstance(request_id, int):
+            rt.submit("reject", say, say, texts.SLACK_STALE_BUTTON)
+            return
+        rt.submit("reject", say, decide, rt, user_id, channel, c.Reject(request_id, reason), say)
+
+
+def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Reject, say: Say) -> None:
+    """Approve or reject as the clicking user; only a refusal or failure is shown, to them alone."""
+    label = "approve" if isinstance(command, c.Approve) else "reject"
+    reply = rt.act(
+        user_id, channel, label, say, lambda ctx: rt.service.handle(ctx, command), request_id=command.request_id
+    )
+    if reply is not None and not reply.ok:
+        say(reply.text)
+
+
+def _clicker(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(user id, channel id) of a click, both from the signed payload."""
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+    return str(body["user"]["id"]), str(channel)
+
+
+def _request_id(body: Mapping[str, Any]) -> int | None:
+    actions = body.get("actions") or [{}]
+    value = str(actions[0].get("value") or "")
+    return int(value) if REQUEST_VALUE.fullmatch(value) else None

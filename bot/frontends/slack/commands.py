@@ -1,0 +1,103 @@
+"""`/model ...`: ack at once, then run the text through the service on the worker pool and answer by response_url.
+
+A `/model rollback MODEL VERSION` without `--reason` opens a modal pre-filled with model and version
+instead; its submission creates the request. The approval card itself is posted by the outbox.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from bot import parsing
+from bot import texts as command_texts
+from bot import texts_service as texts
+from bot.core import commands as c
+from bot.core.errors import UsageError
+from bot.frontends.slack import modals
+from bot.frontends.slack.runtime import Runtime, Say, ephemeral, responder, verb_label
+from bot.service import MUTATING
+
+COMMAND = command_texts.COMMAND
+
+
+def register(app: App, rt: Runtime) -> None:
+    @app.command(COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        text = str(command.get("text") or "")
+        label = verb_label(text)
+        modal = _reason_modal(text, command, rt)
+        if modal is not None:
+            ack()
+            client.views_open(trigger_id=command["trigger_id"], view=modal)
+            return
+        if label in MUTATING:
+            ack(response_type="ephemeral", text=texts.SLACK_WORKING)
+        else:
+            ack()
+        say = responder(respond)
+        rt.submit(label, say, run_text, rt, str(command["user_id"]), command.get("channel_id"), text, say)
+
+    @app.view(modals.ROLLBACK_CALLBACK)
+    def on_rollback_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        version, reason = modals.submitted(view, modals.VERSION), modals.submitted(view, modals.REASON)
+        errors = {}
+        if not version.isdigit() or int(version) <= 0:
+            errors[modals.VERSION] = texts.SLACK_VERSION_NOT_NUMBER
+        if not reason:
+            errors[modals.REASON] = texts.SLACK_REASON_EMPTY
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        meta = modals.metadata(view)
+        command = c.Rollback(
+            modals.submitted(view, modals.MODEL), int(version), reason, emergency=bool(meta.get("emergency"))
+        )
+        user_id, channel = str(body["user"]["id"]), str(meta.get("channel") or "")
+        url = str(meta.get("response_url") or "")
+        say = responder(WebhookClient(url).send) if url else ephemeral(client, channel, user_id)
+        text = parsing.format_command(command)  # parsed again by the service: the model is checked there
+        rt.submit("rollback", say, run_text, rt, user_id, channel or None, text, say)
+
+
+def run_text(rt: Runtime, user_id: str, channel: str | None, text: str, say: Say) -> None:
+    """Run one `/model` text as `user_id` and show the reply to them (the card, if any, comes from the outbox)."""
+    target = _parsed(rt, text)
+    request_id = target.request_id if isinstance(target, c.Approve | c.Reject) else None
+    model = target.model if target is not None else None
+    reply = rt.act(
+        user_id,
+        channel,
+        verb_label(text),
+        say,
+        lambda ctx: rt.service.handle_text(ctx, text),
+        request_id=request_id,
+        model=model,
+    )
+    if reply is not None:
+        say(reply.text)
+
+
+def _parsed(rt: Runtime, text: str) -> c.Command | None:
+    try:
+        return parsing.parse(text, tuple(rt.service.deps.settings.models))
+    except UsageError:
+        return None  # the service parses again and explains the mistake
+
+
+def _reason_modal(text: str, command: dict[str, Any], rt: Runtime) -> dict[str, Any] | None:
+    """The rollback modal when the text is a rollback without a reason (and not a dry run), else None."""
+    parsed = _parsed(rt, text)
+    if not isinstance(parsed, c.Rollback) or parsed.reason or parsed.dry_run or "trigger_id" not in command:
+        return None
+    return modals.rollback_view(
+        parsed.model_name,
+        parsed.version,
+        parsed.emergency,
+        str(command.get("channel_id") or ""),
+        str(command.get("response_url") or ""),
+    )

@@ -1,0 +1,163 @@
+"""Turning one outbox message into Slack Web API calls, and telling passing failures from permanent ones.
+
+Kinds: "audit" (one audit-channel post per audit row), "incident" (a post in the channel the message
+names), "card" (the approval card rendered from the request's *current* state: posted the first time,
+updated in place afterwards, posted again if someone deleted it).
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import texts_service as texts
+from bot.core.errors import ModelbotError
+from bot.core.policy import MEMBER_ID
+from bot.frontends.slack.blocks import Message, render_card
+from bot.frontends.slack.mrkdwn import clip, date, escape, member
+from bot.service import Service
+from bot.store.outbox import OutboxMessage
+from bot.usecases.cards import CardView
+
+POST_CHARS = 3900
+WHY_CHARS = 500
+RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+# Slack-side trouble that passes, and credentials an operator must fix: retried (with backoff) for ever,
+# because giving up would lose audit rows.
+PASSING_ERRORS = frozenset(
+    {
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "ekm_access_denied",
+    }
+)
+CARD_GONE = frozenset({"message_not_found", "cant_update_message"})
+
+
+class PermanentError(ModelbotError):
+    """This message can never be delivered as it is (unknown kind, unknown request)."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A delivered message: Slack's (channel, ts), and the card location to remember after a first post."""
+
+    response: dict[str, Any]
+    new_card: tuple[int, str, str] | None = None
+    rendered_version: int | None = None  # the request version the card showed
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: str
+    permanent: bool
+    retry_after_s: float | None = None
+
+
+class Delivery:
+    def __init__(self, client: WebClient, service: Service) -> None:
+        self._client = client
+        self._service = service
+
+    def send(self, message: OutboxMessage, now: datetime) -> Sent:
+        if message.kind == "audit":
+            return self._post(message.channel, audit_text(message.payload))
+        if message.kind == "incident":
+            return self._post(message.channel, clip(escape(str(message.payload.get("text", ""))), POST_CHARS))
+        if message.kind == "card":
+            return self._card(message, now)
+        raise PermanentError(f"unknown outbox kind {message.kind!r}")
+
+    def _post(self, channel: str, text: str) -> Sent:
+        response = self._client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
+        return Sent({"channel": response["channel"], "ts": response["ts"]})
+
+    def _card(self, message: OutboxMessage, now: datetime) -> Sent:
+        request_id = int(message.payload["request_id"])
+        card = self._service.card(request_id)  # NotFound is a ModelbotError: permanent
+        assert isinstance(card, CardView)
+        rendered = render_card(card, now)
+        with self._service.deps.db.uow(readonly=True) as uow:
+            location = uow.requests.get_card(request_id)
+        if location is not None:
+            try:
+                self._client.chat_update(
+                    channel=location[0], ts=location[1], text=rendered.text, blocks=rendered.blocks
+                )
+                return Sent({"channel": location[0], "ts": location[1]}, rendered_version=card.request.version)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in CARD_GONE:
+                    raise
+        return self._post_card(request_id, message.channel, rendered, card)
+
+    def _post_card(self, request_id: int, channel: str, rendered: Message, card: CardView) -> Sent:
+        response = self._client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+        ts, where = str(response["ts"]), str(response["channel"])
+        return Sent(
+            {"channel": where, "ts": ts}, new_card=(request_id, where, ts), rendered_version=card.request.version
+        )
+
+
+def audit_text(row: Mapping[str, Any]) -> str:
+    """One audit row as an audit-channel post (user text made inert)."""
+    detail = row.get("detail") if isinstance(row.get("detail"), Mapping) else {}
+    assert isinstance(detail, Mapping)
+    actor = str(row.get("actor", ""))
+    why = str(detail.get("reason") or detail.get("why") or detail.get("message") or "")
+    try:
+        at = date(datetime.fromisoformat(str(row.get("at"))))
+    except ValueError:
+        at = escape(str(row.get("at", "")))
+    text = texts.slack_audit_line(
+        seq=row.get("seq"),
+        at=at,
+        actor=member(actor) if MEMBER_ID.fullmatch(actor) else escape(actor),
+        action=escape(str(row.get("action", ""))),
+        request_id=row.get("request_id"),
+        model=escape(str(row.get("model") or "")),
+        move=texts.slack_move(detail.get("from_version"), detail.get("to_version")),
+        outcome=escape(str(row.get("outcome", ""))),
+        why=clip(escape(why), WHY_CHARS),
+        hash_=str(row.get("hash", "")),
+    )
+    return clip(text, POST_CHARS)
+
+
+def classify(exc: BaseException) -> Failure:
+    """Passing failures (5xx, 429, connection trouble, credentials) are retried; anything else is permanent."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        error = str(exc.response.get("error") or f"http_{status}")
+        if status == 429 or error in RATE_LIMITED:
+            return Failure(error, permanent=False, retry_after_s=_retry_after(exc.response.headers))
+        return Failure(error, permanent=not (status >= 500 or error in PASSING_ERRORS))
+    if isinstance(exc, SlackClientError | OSError | http.client.HTTPException):
+        return Failure(type(exc).__name__, permanent=False)
+    if isinstance(exc, ModelbotError):
+        return Failure(str(exc), permanent=True)
+    return Failure(f"{type(exc).__name__} while rendering or sending", permanent=True)
+
+
+def _retry_after(headers: Mapping[str, Any]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return max(float(raw), 0.0)
+            except (TypeError, ValueError):
+                return None
+    return None

@@ -1,0 +1,139 @@
+"""The outbox delivery worker: drains the store's outbox to Slack, in order per channel, surviving outages.
+
+Everything to post is already in the database (written in the same transaction as the change it
+announces), so nothing is lost when Slack is down or the bot restarts: a message stays queued until
+Slack accepts it. Passing failures (5xx, 429 with its Retry-After, connection errors) back off
+exponentially and hold their channel (order is kept); a permanent error (channel_not_found,
+invalid_blocks...) is retried a few times, then given up with a log line, which unblocks the channel.
+Delivery is at-least-once: a crash between Slack's answer and the database commit re-sends one message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import timedelta
+
+from slack_sdk import WebClient
+
+from bot.frontends.slack.delivery import Delivery, Failure, classify
+from bot.service import Service
+from bot.store.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+POLL_S = 0.5
+LEASE = timedelta(minutes=2)
+PERMANENT_ATTEMPTS = 3
+BACKOFF_S = 1.0
+MAX_BACKOFF_S = 300.0
+MAX_ROUNDS = 100  # per wake-up, so stop() is honoured even with a long queue
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        service: Service,
+        client: WebClient,
+        *,
+        poll_s: float = POLL_S,
+        backoff_s: float = BACKOFF_S,
+        max_backoff_s: float = MAX_BACKOFF_S,
+        permanent_attempts: int = PERMANENT_ATTEMPTS,
+    ) -> None:
+        self._service = service
+        self._db = service.deps.db
+        self._clock = service.deps.clock
+        self._holder = f"{service.deps.holder}:outbox"
+        self._delivery = Delivery(client, service)
+        self._poll_s = poll_s
+        self._backoff_s = backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._permanent_attempts = permanent_attempts
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="slack-outbox", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the outbox now rather than at the next poll (something was just queued)."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Deliver what is due (within `timeout_s`), then stop; the rest stays queued in the database."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def run_once(self) -> int:
+        """Deliver until nothing is due (each round sends the oldest message of every channel); returns the count."""
+        delivered = 0
+        for _ in range(MAX_ROUNDS):
+            batch = self._claim()
+            if not batch:
+                break
+            delivered += sum(self._deliver(message) for message in batch)
+        return delivered
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.run_once()
+            except Exception:  # a database hiccup must not kill the worker; the messages stay queued
+                log.exception("outbox round failed; retrying")
+            if self._stop.is_set():
+                return
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+
+    def _claim(self) -> list[OutboxMessage]:
+        with self._db.uow(readonly=True) as uow:
+            if uow.outbox.pending_count() == 0:
+                return []
+        now = self._clock()
+        with self._db.uow() as uow:
+            batch = [m for m in uow.outbox.due(now) if uow.outbox.claim(m.id, self._holder, now, LEASE)]
+            uow.commit()
+        return batch
+
+    def _deliver(self, message: OutboxMessage) -> bool:
+        try:
+            sent = self._delivery.send(message, self._clock())
+        except Exception as exc:
+            self._failed(message, classify(exc))
+            return False
+        with self._db.uow() as uow:
+            if sent.new_card is not None:
+                request_id, channel, ts = sent.new_card
+                uow.requests.set_card(request_id, channel, ts)
+                current = uow.requests.get(request_id)
+                if current is not None and current.version != sent.rendered_version:
+                    # The request moved while its first card was on its way, when no update could be queued.
+                    uow.outbox.enqueue("card", channel, {"request_id": request_id, "state": current.state.value})
+            uow.outbox.mark_delivered(message.id, self._clock(), sent.response)
+            uow.commit()
+        return True
+
+    def _failed(self, message: OutboxMessage, failure: Failure) -> None:
+        now = self._clock()
+        attempts = message.attempts + 1
+        where = f"#{message.id} ({message.kind} to {message.channel})"
+        with self._db.uow() as uow:
+            if failure.permanent and attempts >= self._permanent_attempts:
+                log.warning("outbox: gave up on %s after %d attempts: %s", where, attempts, failure.error)
+                uow.outbox.give_up(message.id, now, failure.error)
+            else:
+                delay = self._delay(attempts, failure)
+                log.info("outbox: %s failed (%s); retrying in %.1fs", where, failure.error, delay)
+                uow.outbox.mark_failed(message.id, now, failure.error, now + timedelta(seconds=delay))
+            uow.commit()
+
+    def _delay(self, attempts: int, failure: Failure) -> float:
+        if failure.retry_after_s is not None:
+            return failure.retry_after_s  # Slack said when; asking earlier risks the app being disabled
+        exponential = min(self._backoff_s * 2.0 ** (attempts - 1), self._max_backoff_s)
+        return exponential * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography

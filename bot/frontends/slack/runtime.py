@@ -1,0 +1,121 @@
+"""What the Slack listeners share, and the one way they act: as the signed user, through the service."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from bot import texts_service as texts
+from bot.core import commands as c
+from bot.core.fleet import ProgressEvent
+from bot.frontends.http.metrics import Metrics
+from bot.frontends.slack.identity import Directory, UserRefused
+from bot.frontends.slack.mrkdwn import clip, escape
+from bot.frontends.slack.progress import LiveCard
+from bot.frontends.slack.workers import Workers
+from bot.service import Service
+from bot.usecases.context import Context, Reply
+
+log = logging.getLogger(__name__)
+FRONTEND = "slack"
+REPLY_CHARS = 39000  # Slack truncates message text above 40,000 characters
+
+Say = Callable[[str], None]  # shows a sentence to the acting user only (response_url or chat.postEphemeral)
+
+
+@dataclass
+class Runtime:
+    service: Service
+    directory: Directory
+    workers: Workers
+    progress_client: WebClient  # no retries, short timeout: live progress is best effort
+    metrics: Metrics
+    wake_outbox: Callable[[], None]
+
+    def act(
+        self,
+        user_id: str,
+        channel: str | None,
+        label: str,
+        say: Say,
+        run: Callable[[Context], Reply],
+        *,
+        request_id: int | None = None,
+        model: str | None = None,
+    ) -> Reply | None:
+        """Resolve the user, run one service call as them, show refusals and errors to them only.
+
+        `label` names the verb in metrics; `request_id` / `model` say whose card shows live progress.
+        """
+        try:
+            identity = self.directory.identity(user_id)
+        except UserRefused as exc:
+            self.metrics.command(label, "refused")
+            say(str(exc))
+            return None
+        progress: Callable[[ProgressEvent], None] = LiveCard(
+            self.progress_client, self.service, request_id=request_id, model=model
+        )
+        reply = run(Context(actor=identity, channel=channel, frontend=FRONTEND, progress=progress))
+        self.wake_outbox()
+        self.metrics.command(label, "ok" if reply.ok else "error")
+        if reply.result is not None:
+            self.metrics.rollout(reply.result.outcome.value)
+        return reply
+
+    def submit(self, label: str, say: Say, fn: Callable[..., None], *args: object) -> None:
+        """Run fn(*args) on the pool; tell the user when the pool is full. Errors are logged, never shown raw."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                ref = secrets.token_hex(4)
+                log.exception("Slack %s failed [ref %s]", label, ref)
+                self.metrics.command(label, "crashed")
+                _quietly(say, texts.internal_error(ref))
+
+        if not self.workers.submit(guarded):
+            self.metrics.command(label, "busy")
+            _quietly(say, texts.SLACK_BUSY)
+
+
+def responder(respond: Callable[..., object]) -> Say:
+    """Say through a response_url (bolt's `respond`, or a WebhookClient's `send`): ephemeral, works in any channel."""
+
+    def say(text: str) -> None:
+        respond(text=chat_text(text), response_type="ephemeral")
+
+    return say
+
+
+def ephemeral(client: WebClient, channel: str, user_id: str) -> Say:
+    """Say with chat.postEphemeral (button clicks and modal submissions have no usable response_url)."""
+
+    def say(text: str) -> None:
+        client.chat_postEphemeral(channel=channel, user=user_id, text=chat_text(text))
+
+    return say
+
+
+def chat_text(text: str) -> str:
+    """Service text as a Slack message: inert (no mentions or links from user input) and within limits."""
+    return clip(escape(text), REPLY_CHARS)
+
+
+def verb_label(text: str) -> str:
+    """The verb of a `/model` text for metrics: a known verb, "help" for none, "invalid" otherwise."""
+    words = text.split(maxsplit=1)
+    verb = words[0].lower() if words else "help"
+    return verb if verb in c.VERBS else "invalid"
+
+
+def _quietly(say: Say, text: str) -> None:
+    try:
+        say(text)
+    except Exception as exc:  # the user is gone or Slack is down: nothing more to do than log it
+        log.warning("could not tell the user: %s", type(exc).__name__)

@@ -1,0 +1,70 @@
+"""The bounded pool that does the work after Slack has been acked.
+
+Listeners only ack (and open modals, which must happen within 3 s of the click); everything slow, a
+rollout included, runs here. The pool has a fixed number of threads and a cap on queued work, so a
+burst is refused politely instead of piling up, and a long rollout never delays anyone's ack.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+WORKERS = 8
+MAX_PENDING = 64
+
+
+class Workers:
+    def __init__(self, workers: int = WORKERS, max_pending: int = MAX_PENDING) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
+        self._max_pending = max_pending
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run fn(*args) on the pool; False (and nothing runs) when the queue is full or shutting down."""
+        with self._idle:
+            if self._closed or self._pending >= self._max_pending:
+                return False
+            self._pending += 1
+        try:
+            self._pool.submit(self._run, fn, args)
+        except RuntimeError:  # the pool was shut down between our check and the submit
+            self._done()
+            return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        with self._idle:
+            return self._pending
+
+    def drain(self, timeout_s: float) -> bool:
+        """Refuse new work and wait up to `timeout_s` for running work (rollouts) to finish; True if all did."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            self._closed = True
+            while self._pending and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            finished = self._pending == 0
+        self._pool.shutdown(wait=finished, cancel_futures=True)
+        return finished
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception:  # the task's own handler reports to the user; this is the last line of defence
+            log.exception("background Slack task failed")
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._pending -= 1
+            self._idle.notify_all()

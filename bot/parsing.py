@@ -1,0 +1,339 @@
+"""`/model ...` text -> bot.core.commands: flags in any order, usage lines and "did you mean" on every
+error, and help generated from one table (VERB_SPECS). Words come from bot.tokenising.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from bot import texts
+from bot.core import commands as c
+from bot.core.errors import UsageError
+from bot.tokenising import Word, forbidden_character, quote_word, split_words
+
+MAX_TEXT_LENGTH = 2000
+MAX_NUMBER = 2**63 - 1  # TF Serving versions are int64; request ids fit the same bound
+LIMIT_MIN, LIMIT_MAX = 1, 200
+LABELS = ("stable", "canary")
+
+
+@dataclass(frozen=True)
+class VerbSpec:
+    """What help and errors say about one verb, and the permission `action` it needs."""
+
+    verb: str
+    usage: str
+    summary: str
+    action: str
+    flags: tuple[str, ...] = ()
+
+
+_FLAGS_OF_VERB: Mapping[str, tuple[str, ...]] = {
+    "promote": ("--label", "--reason", "--dry-run"),
+    "rollback": ("--reason", "--dry-run", "--emergency"),
+    "reject": ("--reason",),
+    "history": ("--limit",),
+}
+VERB_SPECS: Mapping[str, VerbSpec] = {
+    verb: VerbSpec(verb, texts.USAGE[verb], texts.SUMMARY[verb], cls.ACTION, _FLAGS_OF_VERB.get(verb, ()))
+    for verb, cls in c.VERBS.items()
+}
+_VERB_OF_CLASS: Mapping[type[c.Command], str] = {cls: verb for verb, cls in c.VERBS.items()}
+
+_VALUE_FLAGS: Mapping[str, str] = {"--reason": "TEXT", "--label": "LABEL", "--limit": "N"}
+_SWITCHES = frozenset({"--dry-run", "--emergency"})
+_HELP_FLAGS = frozenset({"--help", "-h"})
+_ALL_FLAGS = (*_VALUE_FLAGS, *_SWITCHES, "--help")
+
+_DIGITS = re.compile(r"[0-9]+")
+_VERSIONISH = re.compile(r"(?:v|ver|version)?[#:=]?([0-9]+)(?:\.0+)?", re.IGNORECASE)
+_REQUEST_ID = re.compile(r"#?[Rr]?([0-9]+)")
+_NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
+
+
+def parse(text: str, known_models: Collection[str]) -> c.Command:
+    """Parse the text after `/model` into a command; empty text is Help(). Raises UsageError only."""
+    _check_characters(text)
+    tokens = split_words(text, _usage_guess(text))
+    if not tokens or _is_help_flag(tokens[0]):
+        return c.Help()
+    spec = _verb_spec(tokens[0].text, texts.GENERAL_USAGE)
+    rest = tokens[1:]
+    if any(_is_help_flag(t) for t in rest):
+        return c.Help(spec.verb)
+    args, flags = _split_flags(rest, spec)
+    return _BUILDERS[spec.verb](spec, args, flags, known_models)
+
+
+def format_command(command: c.Command) -> str:
+    """The canonical text of a command (without `/model`); `parse` reads it back to an equal command."""
+    verb = _VERB_OF_CLASS[type(command)]
+    words: list[str] = [verb]
+    if isinstance(command, c.Help) and command.verb:
+        words.append(command.verb)
+    elif isinstance(command, c.Versions | c.Status):
+        words.append(quote_word(command.model_name))
+    elif isinstance(command, c.Promote | c.Rollback):
+        words += [quote_word(command.model_name), str(command.version)]
+        if isinstance(command, c.Promote) and command.label != "stable":
+            words += ["--label", command.label]
+        words += ["--reason", quote_word(command.reason)] if command.reason else []
+        words += ["--dry-run"] if command.dry_run else []
+        words += ["--emergency"] if isinstance(command, c.Rollback) and command.emergency else []
+    elif isinstance(command, c.Approve | c.Reject):
+        words.append(c.format_request_id(command.request_id))
+        if isinstance(command, c.Reject) and command.reason:
+            words += ["--reason", quote_word(command.reason)]
+    elif isinstance(command, c.History):
+        words += [quote_word(command.model_name)] if command.model_name else []
+        words += ["--limit", str(command.limit)] if command.limit != c.History().limit else []
+    return " ".join(words)
+
+
+def help_text(verb: str | None, allowed_actions: Collection[str]) -> str:
+    """Help generated from VERB_SPECS: the verbs the user may run, or the details of one verb."""
+    if verb is None:
+        lines = [texts.help_line(s.usage, s.summary) for s in VERB_SPECS.values() if s.action in allowed_actions]
+        if not lines:
+            return texts.HELP_NOTHING_ALLOWED
+        return "\n".join([texts.HELP_HEADER, *lines, texts.HELP_FOOTER])
+    spec = _verb_spec(verb, texts.USAGE["help"])
+    lines = [spec.usage, spec.summary, *(f"  {texts.FLAG_HELP[f]}" for f in spec.flags)]
+    if spec.verb in ("approve", "reject"):
+        lines.append(texts.HELP_REQUEST_ID)
+    lines.append(texts.help_permission(spec.action, spec.action in allowed_actions))
+    return "\n".join(lines)
+
+
+# --- words and verbs
+
+
+def _check_characters(text: str) -> None:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise UsageError(texts.text_too_long(len(text), MAX_TEXT_LENGTH), texts.GENERAL_USAGE)
+    position = forbidden_character(text)
+    if position is not None:
+        raise UsageError(texts.control_character(ord(text[position]), position), _usage_guess(text))
+
+
+def _usage_guess(text: str) -> str:
+    words = text.split(maxsplit=1)
+    spec = VERB_SPECS.get(words[0].lower()) if words else None
+    return spec.usage if spec else texts.GENERAL_USAGE
+
+
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like `word` (ignoring case), for "did you mean"."""
+    by_folded = {cand.casefold(): cand for cand in candidates}
+    match = difflib.get_close_matches(word.casefold(), by_folded, n=1, cutoff=0.6)
+    return by_folded[match[0]] if match else None
+
+
+def _verb_spec(word: str, usage: str) -> VerbSpec:
+    spec = VERB_SPECS.get(word.lower())
+    if spec is None:
+        raise UsageError(texts.unknown_verb(word, _closest(word, VERB_SPECS)), usage)
+    return spec
+
+
+# --- flags
+
+
+def _is_flag(token: Word) -> bool:
+    text = token.text
+    return not token.quoted and len(text) > 1 and text[0] == "-" and not _NEGATIVE_NUMBER.fullmatch(text)
+
+
+def _is_help_flag(token: Word) -> bool:
+    return not token.quoted and token.text.partition("=")[0].lower() in _HELP_FLAGS
+
+
+def _split_flags(tokens: Sequence[Word], spec: VerbSpec) -> tuple[list[Word], dict[str, str]]:
+    """Positional words in order, and flag -> value ("" for switches); flags may come anywhere."""
+    args: list[Word] = []
+    flags: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if not _is_flag(token):
+            args.append(token)
+            continue
+        raw_name, has_value, value = token.text.partition("=")
+        name = _flag_name(raw_name, spec)
+        if name in flags:
+            raise _error(texts.flag_repeated(name), spec)
+        if name in _SWITCHES:
+            if has_value:
+                raise _error(texts.flag_takes_no_value(name), spec)
+        elif not has_value:
+            if i >= len(tokens) or _is_flag(tokens[i]):
+                raise _error(texts.flag_needs_value(name, _VALUE_FLAGS[name]), spec)
+            value = tokens[i].text
+            i += 1
+        flags[name] = value
+    return args, flags
+
+
+def _flag_name(raw: str, spec: VerbSpec) -> str:
+    name = raw.lower()
+    if name in spec.flags:
+        return name
+    if name in _ALL_FLAGS:
+        raise _error(texts.flag_not_for_verb(name, spec.verb, spec.flags), spec)
+    raise _error(texts.unknown_flag(raw, _closest(name, spec.flags or _ALL_FLAGS)), spec)
+
+
+def _error(message: str, spec: VerbSpec) -> UsageError:
+    return UsageError(message, spec.usage)
+
+
+# --- arguments
+
+
+def _expect(spec: VerbSpec, args: Sequence[Word], flags: Mapping[str, str], *names: str) -> list[Word]:
+    """Exactly the positional arguments `names` (a name in [brackets] is optional and may be absent)."""
+    required = [n for n in names if not n.startswith("[")]
+    if len(args) < len(required):
+        raise _error(texts.missing_argument(required[len(args)]), spec)
+    extra = [t.text for t in args[len(names) :]]
+    if extra:
+        raise _error(texts.unexpected_arguments(extra, "--reason" in flags), spec)
+    return list(args)
+
+
+def _model(token: Word, known: Collection[str], spec: VerbSpec) -> str:
+    if token.text in known:
+        return token.text
+    raise _error(texts.unknown_model(token.text, _closest(token.text, known), list(known)), spec)
+
+
+def _number(token: Word, spec: VerbSpec) -> int:
+    text = token.text
+    if _DIGITS.fullmatch(text):
+        if len(text.lstrip("0")) > 19 or int(text) > MAX_NUMBER:
+            raise _error(texts.version_too_large(text), spec)
+        if int(text) > 0:
+            return int(text)
+    match = _VERSIONISH.fullmatch(text)
+    suggestion = int(match.group(1)) if match and 0 < int(match.group(1)) <= MAX_NUMBER else None
+    raise _error(
+        texts.bad_version(text, suggestion if suggestion is not None and text != str(suggestion) else None), spec
+    )
+
+
+def _request_id(token: Word, spec: VerbSpec) -> int:
+    match = _REQUEST_ID.fullmatch(token.text)
+    if match is None or not 0 < int(match.group(1)) <= MAX_NUMBER:
+        raise _error(texts.bad_request_id(token.text), spec)
+    return int(match.group(1))
+
+
+def _reason(flags: Mapping[str, str], spec: VerbSpec) -> str:
+    reason = flags.get("--reason")
+    if reason is None:
+        return ""
+    if not reason.strip():
+        raise _error(texts.empty_reason("--reason"), spec)
+    return reason.strip()
+
+
+def _label(flags: Mapping[str, str], spec: VerbSpec) -> str:
+    value = flags.get("--label", "stable")
+    if value.lower() not in LABELS:
+        raise _error(texts.bad_label(value, _closest(value, LABELS)), spec)
+    return value.lower()
+
+
+def _limit(flags: Mapping[str, str], spec: VerbSpec) -> int:
+    value = flags.get("--limit")
+    if value is None:
+        return c.History().limit
+    if not _DIGITS.fullmatch(value) or len(value) > 4 or not LIMIT_MIN <= int(value) <= LIMIT_MAX:
+        raise _error(texts.bad_limit(value, LIMIT_MIN, LIMIT_MAX), spec)
+    return int(value)
+
+
+# --- one builder per verb
+
+_Flags = Mapping[str, str]
+_Builder = Callable[[VerbSpec, Sequence[Word], _Flags, Collection[str]], c.Command]
+
+
+def _help(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    words = _expect(spec, args, flags, "[VERB]")
+    return c.Help(_verb_spec(words[0].text, spec.usage).verb if words else None)
+
+
+def _no_arguments(command: type[c.Command]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+        _expect(spec, args, flags)
+        return command()
+
+    return build
+
+
+def _model_only(command: type[c.Versions | c.Status]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+        (model,) = _expect(spec, args, flags, "MODEL")
+        return command(model_name=_model(model, known, spec))
+
+    return build
+
+
+def _promote(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    model, version = _expect(spec, args, flags, "MODEL", "VERSION")
+    return c.Promote(
+        model_name=_model(model, known, spec),
+        version=_number(version, spec),
+        label=_label(flags, spec),
+        reason=_reason(flags, spec),
+        dry_run="--dry-run" in flags,
+    )
+
+
+def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    model, version = _expect(spec, args, flags, "MODEL", "VERSION")
+    return c.Rollback(
+        model_name=_model(model, known, spec),
+        version=_number(version, spec),
+        reason=_reason(flags, spec),
+        dry_run="--dry-run" in flags,
+        emergency="--emergency" in flags,
+    )
+
+
+def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    (request,) = _expect(spec, args, flags, "REQUEST_ID")
+    return c.Approve(request_id=_request_id(request, spec))
+
+
+def _reject(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    (request,) = _expect(spec, args, flags, "REQUEST_ID")
+    return c.Reject(request_id=_request_id(request, spec), reason=_reason(flags, spec))
+
+
+def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    words = _expect(spec, args, flags, "[MODEL]")
+    if words and words[0].text not in known and _DIGITS.fullmatch(words[0].text):
+        raise _error(texts.unexpected_arguments([words[0].text], False, limit_hint=words[0].text), spec)
+    model = _model(words[0], known, spec) if words else None
+    return c.History(model_name=model, limit=_limit(flags, spec))
+
+
+_BUILDERS: Mapping[str, _Builder] = {
+    "help": _help,
+    "list": _no_arguments(c.ListModels),
+    "versions": _model_only(c.Versions),
+    "status": _model_only(c.Status),
+    "promote": _promote,
+    "rollback": _rollback,
+    "approve": _approve,
+    "reject": _reject,
+    "requests": _no_arguments(c.Requests),
+    "history": _history,
+    "whoami": _no_arguments(c.Whoami),
+}

@@ -1,0 +1,91 @@
+"""The one door into the bot: parse, check policy (fail closed), dispatch to the use case, report.
+
+Every front end (Slack, console, alerts) calls `Service.handle_text` or `Service.handle`, so no front
+end can bypass the permission check. Errors become friendly replies; tracebacks stay in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from bot import parsing
+from bot import texts_service as texts
+from bot.core import commands as c
+from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
+from bot.core.policy import Decision
+from bot.usecases import changes, decisions, queries
+from bot.usecases.audit_trail import record_alone
+from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.execution import recover_interrupted
+from bot.usecases.state import bootstrap
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Deps, Context, c.Command], Reply]
+HANDLERS: dict[type[c.Command], Handler] = {
+    c.Help: queries.help_,  # type: ignore[dict-item]
+    c.ListModels: queries.list_models,  # type: ignore[dict-item]
+    c.Versions: queries.versions,  # type: ignore[dict-item]
+    c.Status: queries.status,  # type: ignore[dict-item]
+    c.History: queries.history,  # type: ignore[dict-item]
+    c.Requests: queries.requests,  # type: ignore[dict-item]
+    c.Whoami: queries.whoami,  # type: ignore[dict-item]
+    c.Promote: changes.promote,  # type: ignore[dict-item]
+    c.Rollback: changes.rollback,  # type: ignore[dict-item]
+    c.Approve: decisions.approve,  # type: ignore[dict-item]
+    c.Reject: decisions.reject,  # type: ignore[dict-item]
+}
+MUTATING = frozenset({"promote", "rollback", "approve", "reject"})
+
+
+class Service:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def start(self) -> None:
+        """Adopt the served config on first start and close rollouts a crashed process left open."""
+        bootstrap(self.deps)
+        recover_interrupted(self.deps)
+
+    def handle_text(self, ctx: Context, text: str) -> Reply:
+        try:
+            command = parsing.parse(text, tuple(self.deps.settings.models))
+        except UsageError as exc:
+            return Reply(texts.usage_error(str(exc), exc.usage), ok=False)
+        return self.handle(ctx, command)
+
+    def handle(self, ctx: Context, command: c.Command) -> Reply:
+        try:
+            decision = self._decide(ctx, command)
+            if not decision.allowed:
+                record_alone(self.deps, ctx, command.ACTION, "denied", model=command.model, rule=decision.rule)
+                raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
+            return HANDLERS[type(command)](self.deps, ctx, command)
+        except ModelbotError as exc:
+            return Reply(texts.error(exc), ok=False)
+        except Exception as exc:
+            ref = secrets.token_hex(4)
+            if _is_database_error(exc):
+                log.exception("database error [ref %s]", ref)
+                return Reply(texts.error(StoreUnavailable(texts.STORE_DOWN)), ok=False)
+            log.exception("unexpected error handling %s [ref %s]", type(command).__name__, ref)
+            return Reply(texts.internal_error(ref), ok=False)
+
+    def _decide(self, ctx: Context, command: c.Command) -> Decision:
+        try:
+            return self.deps.policy.decide(ctx.actor, command.ACTION, command.model)
+        except Exception:  # an exception while deciding means deny
+            log.exception("policy evaluation failed")
+            return Decision(False, "policy-error", texts.POLICY_ERROR, ())
+
+    def card(self, request_id: int) -> object:
+        """The approval card's view model, for front ends that render one (Slack)."""
+        from bot.usecases.cards import card_view
+
+        return card_view(self.deps, request_id)
+
+
+def _is_database_error(exc: Exception) -> bool:
+    return type(exc).__module__.startswith(("sqlalchemy", "psycopg", "sqlite3"))

@@ -1,0 +1,134 @@
+"""The audit trail table: appends are serialised on one locked head row, so the chain cannot fork."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from bot.core.audit import AuditEntry, canonical_json, normalise_detail, seal
+from bot.store.outbox import OutboxRepository
+from bot.store.tables import AUDIT_HEAD_ID, audit_head, audit_log
+from bot.store.unit_of_work import Tx
+
+PAGE = 500  # rows per query when streaming the whole trail
+
+
+class AuditRepository:
+    """Append-only, hash-chained audit rows (see bot/core/audit.py for the chain itself)."""
+
+    def __init__(self, tx: Tx, outbox: OutboxRepository, audit_channel: str | None) -> None:
+        self._tx = tx
+        self._outbox = outbox
+        self._channel = audit_channel
+
+    def append(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        outcome: str,
+        request_id: int | None,
+        model: str | None,
+        detail: Mapping[str, Any],
+    ) -> AuditEntry:
+        """Append one row chained to the newest one, in this transaction; also queue it for the
+        audit channel (outbox kind "audit") when the Database has one. `detail` must be JSON-able
+        (datetimes, enums and sets are converted); it is returned as it will read back."""
+        head = self._tx.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == AUDIT_HEAD_ID).with_for_update()
+        ).one()
+        entry = seal(
+            AuditEntry(
+                seq=head.seq + 1,
+                at=at,
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                request_id=request_id,
+                model=model,
+                detail=normalise_detail(detail),
+                prev_hash=head.hash,
+            )
+        )
+        self._tx.execute(
+            insert(audit_log).values(
+                seq=entry.seq,
+                at=entry.at,
+                actor=entry.actor,
+                action=entry.action,
+                outcome=entry.outcome,
+                request_id=entry.request_id,
+                model=entry.model,
+                detail=canonical_json(entry.detail),
+                prev_hash=entry.prev_hash,
+                hash=entry.hash,
+            )
+        )
+        self._tx.execute(
+            update(audit_head).where(audit_head.c.id == AUDIT_HEAD_ID).values(seq=entry.seq, hash=entry.hash)
+        )
+        if self._channel:
+            self._outbox.enqueue("audit", self._channel, entry.to_dict(), key=f"audit:{entry.seq}", at=at)
+        return entry
+
+    def recent(self, model: str | None = None, limit: int = 20) -> list[AuditEntry]:
+        """The newest `limit` rows (of one model, if given), newest first."""
+        statement = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+        if model is not None:
+            statement = statement.where(audit_log.c.model == model)
+        return [_entry(row) for row in self._tx.execute(statement)]
+
+    def for_request(self, request_id: int) -> list[AuditEntry]:
+        """Every row about one request, oldest first."""
+        statement = select(audit_log).where(audit_log.c.request_id == request_id).order_by(audit_log.c.seq)
+        return [_entry(row) for row in self._tx.execute(statement)]
+
+    def iter_all(self) -> Iterator[AuditEntry]:
+        """Every row in seq order, fetched page by page (constant memory)."""
+        after: int | None = None
+        while True:
+            statement = select(audit_log).order_by(audit_log.c.seq).limit(PAGE)
+            if after is not None:
+                statement = statement.where(audit_log.c.seq > after)
+            rows = self._tx.execute(statement).all()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1].seq
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest row as recorded in the head row ((0, GENESIS) when empty)."""
+        row = self._tx.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == AUDIT_HEAD_ID)
+        ).one()
+        return int(row.seq), str(row.hash)
+
+
+def _entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        outcome=row.outcome,
+        request_id=row.request_id,
+        model=row.model,
+        detail=_detail(row.detail),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _detail(text: str) -> dict[str, Any]:
+    # A row edited into invalid JSON must still reach verify_chain, which then reports its seq.
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"unreadable_detail": text}
+    return value if isinstance(value, dict) else {"unreadable_detail": text}

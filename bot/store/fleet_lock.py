@@ -1,0 +1,57 @@
+"""One rollout at a time across the whole fleet: a TF Serving reload replaces the whole model list,
+so two concurrent rollouts (even of different models) would overwrite each other's config.
+
+The lock is a lease in a single row: it takes effect when the unit of work commits, and a holder
+that died is replaced once its lease expires.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from bot.store.tables import FLEET_LOCK_NAME, fleet_lock
+from bot.store.unit_of_work import Tx
+
+_ROW = fleet_lock.c.name == FLEET_LOCK_NAME
+
+
+class FleetLockRepository:
+    """Acquire / renew / release the fleet-wide rollout lease."""
+
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
+
+    def acquire(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take the lease until now + ttl if it is free, expired, or already ours; False otherwise."""
+        # A single conditional UPDATE: on PostgreSQL a concurrent acquirer waits for our row lock,
+        # then re-checks the condition against the committed holder and updates nothing.
+        statement = (
+            update(fleet_lock)
+            .where(_ROW)
+            .where(or_(fleet_lock.c.holder.is_(None), fleet_lock.c.expires_at <= now, fleet_lock.c.holder == holder))
+            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        )
+        return self._tx.execute(statement).rowcount == 1
+
+    def renew(self, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Extend our lease to now + ttl; False if someone else holds it (ours expired and was taken)."""
+        statement = update(fleet_lock).where(_ROW, fleet_lock.c.holder == holder).values(expires_at=now + ttl)
+        return self._tx.execute(statement).rowcount == 1
+
+    def release(self, holder: str) -> bool:
+        """Give the lease up if we hold it; False (and nothing changes) otherwise."""
+        statement = (
+            update(fleet_lock)
+            .where(_ROW, fleet_lock.c.holder == holder)
+            .values(holder=None, acquired_at=None, expires_at=None)
+        )
+        return self._tx.execute(statement).rowcount == 1
+
+    def holder(self, now: datetime) -> str | None:
+        """Who holds a live lease right now, if anyone (for status and error messages)."""
+        row = self._tx.execute(select(fleet_lock.c.holder, fleet_lock.c.expires_at).where(_ROW)).first()
+        if row is None or row.holder is None or row.expires_at is None or row.expires_at <= now:
+            return None
+        return str(row.holder)

@@ -1,0 +1,174 @@
+"""Unit of work: one database transaction and the repositories that work inside it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import Connection, CursorResult, Executable
+from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from bot.store.audit import AuditRepository
+    from bot.store.database import Database
+    from bot.store.desired import DesiredRepository
+    from bot.store.fleet_lock import FleetLockRepository
+    from bot.store.operations import OperationRepository
+    from bot.store.outbox import OutboxRepository
+    from bot.store.registry import RegistryRepository
+    from bot.store.requests import RequestRepository
+
+
+class Tx:
+    """The open transaction as the repositories see it: execute statements, translate errors.
+
+    Connection and operational errors become StoreUnavailable; IntegrityError is left for the
+    repository to turn into a domain error.
+    """
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self.db = db
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+    def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        if self.conn.closed:
+            raise RuntimeError("this unit of work is closed; start a new one")
+        try:
+            return self.conn.execute(statement, params)
+        except sa_exc.IntegrityError:
+            raise
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+            raise self.db.unavailable(exc) from exc
+        except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise self.db.unavailable(exc) from exc
+            raise
+
+    def insert_id(self, statement: Executable) -> int:
+        """Execute an INSERT of one row and return its new integer primary key."""
+        key = self.execute(statement).inserted_primary_key
+        assert key is not None and isinstance(key[0], int)
+        return key[0]
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Run a block in a SAVEPOINT, so an IntegrityError in it leaves the transaction usable
+        (PostgreSQL aborts the whole transaction otherwise)."""
+        nested = self.conn.begin_nested()
+        try:
+            yield
+        except BaseException:
+            nested.rollback()
+            raise
+        nested.commit()
+
+
+class UnitOfWork:
+    """One transaction. `with db.uow() as uow:` ... `uow.commit()`; leaving the block without
+    commit() rolls everything back. Using the repositories again after commit() starts a new
+    transaction, which is likewise rolled back on exit unless committed.
+
+    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`.
+    """
+
+    requests: RequestRepository
+    desired: DesiredRepository
+    registry: RegistryRepository
+    operations: OperationRepository
+    audit: AuditRepository
+    outbox: OutboxRepository
+    fleet_lock: FleetLockRepository
+
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
+        self._db = db
+        self._readonly = readonly
+        self._conn: Connection | None = None
+        self._entered = False
+
+    def __enter__(self) -> Self:
+        from bot.store.audit import AuditRepository  # noqa: PLC0415 - repositories import this module
+        from bot.store.desired import DesiredRepository  # noqa: PLC0415
+        from bot.store.fleet_lock import FleetLockRepository  # noqa: PLC0415
+        from bot.store.operations import OperationRepository  # noqa: PLC0415
+        from bot.store.outbox import OutboxRepository  # noqa: PLC0415
+        from bot.store.registry import RegistryRepository  # noqa: PLC0415
+        from bot.store.requests import RequestRepository  # noqa: PLC0415
+
+        if self._entered:
+            raise RuntimeError("a unit of work can be entered only once")
+        self._entered = True
+        self._claim_thread()
+        try:
+            conn = self._db.connect(readonly=self._readonly)
+        except BaseException:
+            self._release_thread()
+            raise
+        try:
+            conn.begin()  # now, so that a busy or unreachable database fails here (SQLite: BEGIN IMMEDIATE)
+            if self._readonly and conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        except sa_exc.SQLAlchemyError as exc:
+            conn.close()
+            self._release_thread()
+            raise self._db.unavailable(exc) from exc
+        self._conn = conn
+        tx = Tx(self._db, conn)
+        self.outbox = OutboxRepository(tx)
+        self.requests = RequestRepository(tx)
+        self.desired = DesiredRepository(tx)
+        self.registry = RegistryRepository(tx)
+        self.operations = OperationRepository(tx)
+        self.audit = AuditRepository(tx, self.outbox, self._db.audit_channel)
+        self.fleet_lock = FleetLockRepository(tx)
+        return self
+
+    def commit(self) -> None:
+        """Make every change of this unit of work durable, atomically."""
+        if self._conn is None:
+            raise RuntimeError("commit() outside the unit of work's `with` block")
+        try:
+            self._conn.commit()
+        except sa_exc.SQLAlchemyError as exc:
+            raise self._db.unavailable(exc) from exc
+
+    def rollback(self) -> None:
+        """Discard every change of this unit of work (also done on leaving without commit)."""
+        if self._conn is not None and self._conn.in_transaction():
+            self._conn.rollback()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            self.rollback()
+        except sa_exc.SQLAlchemyError as rollback_error:
+            if exc is None:  # don't hide the original error behind a failed rollback
+                raise self._db.unavailable(rollback_error) from rollback_error
+        finally:
+            self._conn = None
+            conn.close()
+            self._release_thread()
+
+    def _claim_thread(self) -> None:
+        # A writing unit of work holds SQLite's single write lock (BEGIN IMMEDIATE) and may hold row
+        # locks on PostgreSQL; a second one opened underneath it in the same thread would wait for
+        # the first forever (until lock_timeout_s). Fail at once, with the fix in the message.
+        if self._readonly:
+            return
+        if getattr(self._db.writers, "open", False):
+            raise RuntimeError(
+                "a writing unit of work is already open in this thread; a nested one would wait for its "
+                "locks (SQLite: the write lock) until timeout. Pass the open uow down, or use "
+                "db.uow(readonly=True) for reads."
+            )
+        self._db.writers.open = True
+
+    def _release_thread(self) -> None:
+        if not self._readonly:
+            self._db.writers.open = False

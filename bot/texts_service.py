@@ -1,0 +1,427 @@
+"""User-facing text of the service's replies (plain text; Slack renders the same words as mrkdwn)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.audit import AuditEntry
+from bot.core.commands import format_request_id as rid
+from bot.core.desired import ModelState
+from bot.core.errors import ModelbotError, PermissionDenied
+from bot.core.fleet import Outcome, ProgressEvent, ReplicaStatus, RolloutResult
+from bot.core.policy import ApprovalRule, Decision, Identity
+from bot.core.rollout import Routing, RolloutPlan
+
+STORE_DOWN = "The audit database is unreachable, so nothing was changed. Try again in a moment."
+POLICY_ERROR = "the permission check failed, so the request is denied"
+FLEET_BUSY = "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
+ROLLOUT_CRASHED = "the rollout stopped on an internal error; check `/model status` (details are in the bot's log)"
+INTERRUPTED = "the bot restarted while this rollout was running; check `/model status` for what each replica serves"
+SIGNATURE_NO_CURRENT = "no version is served yet, so there is no signature to compare with"
+
+
+def usage_error(message: str, usage: str) -> str:
+    return f"{message}\nUsage: {usage}" if usage else message
+
+
+def error(exc: ModelbotError) -> str:
+    return str(exc)
+
+
+def internal_error(ref: str) -> str:
+    return f"Something went wrong on our side and nothing was changed (ref {ref}). The details are in the bot's log."
+
+
+def denied(decision: Decision, action: str) -> str:
+    """The policy's own reason already names the rule and who can (bot/core/policy.py)."""
+    return f"Denied: you may not `{action}`. {decision.reason}"
+
+
+def version_not_on_disk(model: str, version: int, on_disk: Sequence[int]) -> str:
+    have = ", ".join(str(v) for v in on_disk) or "none"
+    return f"Version {version} of {model} is not on disk (available: {have}). Nothing was changed."
+
+
+def already_serving(model: str, version: int, label: str) -> str:
+    return f"{model} already serves version {version} as `{label}`; nothing to do."
+
+
+def signature_unreadable(model: str, version: int) -> str:
+    return f"Cannot read the serving_default signature of {model} v{version}; refusing to switch blind."
+
+
+def signature_incompatible(model: str, current: int, target: int, problems: Sequence[str]) -> str:
+    return f"{model} v{target} is not signature-compatible with v{current}: " + "; ".join(problems) + "."
+
+
+def signature_ok(description: str) -> str:
+    return f"signature compatible {description}"
+
+
+def plan_summary(plan: RolloutPlan) -> str:
+    spec = plan.spec
+    frm = f"v{plan.from_version}" if plan.from_version is not None else "nothing"
+    steps = []
+    if plan.load.policy.versions != plan.before.policy.versions:
+        steps.append(f"load v{spec.to_version}")
+    if spec.routing is Routing.LABELS:
+        steps.append(f"move `{spec.label}` {frm} -> v{spec.to_version}")
+    else:
+        steps.append(f"serve v{spec.to_version} as latest (drop higher versions)")
+    removed = plan.removed_versions()
+    if removed:
+        steps.append("unload " + ", ".join(f"v{v}" for v in removed))
+    return "; ".join(steps)
+
+
+def dry_run(action: str, plan: RolloutPlan, statuses: Sequence[ReplicaStatus], note: str, rule: ApprovalRule) -> str:
+    lines = [f"Dry run of {action} {plan.spec.model} -> v{plan.spec.to_version}: {plan_summary(plan)}", f"  {note}"]
+    keep = list(plan.trim.policy.versions)
+    for status in statuses:
+        if status.error:
+            lines.append(f"  {status.replica}: unreachable ({status.error})")
+            continue
+        loads = [v for v in keep if v not in status.available()]
+        unloads = [v for v in status.available() if v not in keep]
+        lines.append(
+            f"  {status.replica}: now {_versions(status.available())} -> {_versions(keep)}"
+            f" (load {_versions(loads)}, unload {_versions(unloads)})"
+        )
+    lines.append(f"  needs {rule.approvals} approval(s); nothing was changed")
+    return "\n".join(lines)
+
+
+def _versions(versions: Collection[int]) -> str:
+    return ",".join(f"v{v}" for v in sorted(versions)) or "-"
+
+
+def request_opened(req: ChangeRequest, approvers: Sequence[str]) -> str:
+    frm = f"v{req.from_version}" if req.from_version is not None else "nothing"
+    return (
+        f"{rid(req.id)}: {req.requester} asks to {req.action} {req.model} {frm} -> v{req.to_version}"
+        f" (`{req.label}`). Reason: {req.reason or '-'}\n"
+        f"  Needs {req.approvals_missing} approval(s) from someone else ({', '.join(approvers) or 'nobody'}),"
+        f" before {_time(req.expires_at)}. Approve with `/model approve {rid(req.id)}`."
+    )
+
+
+def approval_recorded(req: ChangeRequest) -> str:
+    return f"{rid(req.id)}: approval recorded; {req.approvals_missing} more needed."
+
+
+def request_rejected(req: ChangeRequest) -> str:
+    why = f" ({req.decision_reason})" if req.decision_reason else ""
+    return f"{rid(req.id)} rejected by {req.decided_by}{why}. Nothing was changed."
+
+
+def unknown_request(request_id: int) -> str:
+    return f"{rid(request_id)} does not exist. See `/model requests`."
+
+
+def request_expired(req: ChangeRequest) -> str:
+    return f"{rid(req.id)} expired at {_time(req.expires_at)}; open a new request if it is still needed."
+
+
+def request_busy(request_id: int) -> str:
+    return f"{rid(request_id)} is being decided by someone else right now; try again."
+
+
+def request_void(req: ChangeRequest) -> str:
+    return f"{rid(req.id)} is void: the served state of {req.model} changed since it was requested. Nothing was changed."
+
+
+def already_decided(req: ChangeRequest) -> str:
+    return f"{rid(req.id)} is already {req.state.value}."
+
+
+def progress_line(event: ProgressEvent) -> str:
+    where = event.replica or "fleet"
+    detail = f" {event.detail}" if event.detail else ""
+    return f"  [{event.phase} {event.done}/{event.total}] {where}: {event.state}{detail}"
+
+
+def rollout_finished(req: ChangeRequest, result: RolloutResult) -> str:
+    head = {
+        Outcome.SUCCEEDED: f"{rid(req.id)} SUCCEEDED: {req.model} serves v{req.to_version} as `{req.label}` on every replica",
+        Outcome.PARTIAL: f"{rid(req.id)} PARTIAL: {req.model} v{req.to_version} is not served everywhere",
+        Outcome.FAILED: f"{rid(req.id)} FAILED: {req.model} was not switched to v{req.to_version}",
+    }[result.outcome]
+    lines = [f"{head} ({result.elapsed_s:.2f}s). {result.message}".rstrip()]
+    for r in result.replicas:
+        if r.replica:
+            mark = "ok " if r.ok else "FAIL"
+            lines.append(f"  {mark} {r.replica}: {r.detail or r.phase}")
+    return "\n".join(lines)
+
+
+def incident_payload(req: ChangeRequest, result: RolloutResult) -> dict[str, Any]:
+    return {
+        "request_id": req.id,
+        "model": req.model,
+        "action": req.action,
+        "outcome": result.outcome.value,
+        "text": rollout_finished(req, result),
+        "reason": req.reason,
+        "requester": req.requester,
+        "approvers": [a.user_id for a in req.approvals],
+    }
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    name: str
+    labels: Mapping[str, int]
+    desired: Sequence[int]
+    replicas: Sequence[ReplicaStatus]
+
+
+def model_list(rows: Sequence[ModelRow]) -> str:
+    lines = []
+    for row in rows:
+        up = [s for s in row.replicas if not s.error]
+        loaded = sorted({v for s in up for v in s.available()})
+        labels = " ".join(f"{k}=v{v}" for k, v in sorted(row.labels.items())) or "no labels"
+        lines.append(
+            f"{row.name}: {labels}; loaded {_versions(loaded)}; desired {_versions(row.desired)};"
+            f" {len(up)}/{len(row.replicas)} replicas healthy"
+        )
+    return "\n".join(lines) or "No models configured."
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: int
+    on_disk: bool
+    labels: Sequence[str]
+    metadata: Mapping[str, Any]
+    states: Mapping[str, str]
+
+
+def version_table(model: str, rows: Sequence[VersionRow]) -> str:
+    lines = [f"{model} versions:"]
+    for row in rows:
+        labels = f" [{', '.join(row.labels)}]" if row.labels else ""
+        disk = "" if row.on_disk else " (not on disk)"
+        meta = ", ".join(f"{k}={v}" for k, v in sorted(row.metadata.items()) if not isinstance(v, dict | list))
+        states = " ".join(f"{replica}={state}" for replica, state in sorted(row.states.items()))
+        lines.append(f"  v{row.version}{labels}{disk}: {states}" + (f"\n      {meta}" if meta else ""))
+    return "\n".join(lines)
+
+
+def status_report(
+    state: ModelState, label: str | None, expected: int | None,
+    statuses: Sequence[ReplicaStatus], resolved: Mapping[str, int | str],
+) -> str:
+    target = f"`{label}`" if label else "latest"
+    lines = [f"{state.name}: desired {_versions(state.policy.versions)}, {target} -> v{expected}"]
+    for status in statuses:
+        if status.error:
+            lines.append(f"  {status.replica}: UNREACHABLE {status.error}")
+            continue
+        got = resolved.get(status.replica)
+        drift = []
+        if set(status.available()) != set(state.policy.versions):
+            drift.append(f"loaded {_versions(status.available())}")
+        if got != expected:
+            drift.append(f"{target} resolves to {got if isinstance(got, str) else f'v{got}'}")
+        states = " ".join(f"v{v.version}={v.state.value}" for v in status.versions if v.state.value != "END")
+        lines.append(f"  {status.replica}: {states or '-'}" + (f"  DRIFT: {'; '.join(drift)}" if drift else "  in sync"))
+    return "\n".join(lines)
+
+
+def history(model: str | None, entries: Sequence[AuditEntry]) -> str:
+    head = f"History of {model}:" if model else "History:"
+    lines = [head]
+    for e in entries:
+        req = f" {rid(e.request_id)}" if e.request_id else ""
+        detail = e.detail or {}
+        move = ""
+        if "to_version" in detail:
+            move = f" v{detail.get('from_version')}->v{detail.get('to_version')}"
+        lines.append(f"  #{e.seq} {_time(e.at)} {e.actor} {e.action}{req} {e.model or ''}{move}: {e.outcome}")
+    return "\n".join(lines) if entries else head + " nothing yet."
+
+
+def open_requests(requests: Sequence[ChangeRequest], now: datetime) -> str:
+    if not requests:
+        return "No open requests."
+    lines = ["Open requests:"]
+    for r in requests:
+        wait = "" if r.state is not RequestState.PENDING else f", needs {r.approvals_missing} more"
+        lines.append(
+            f"  {rid(r.id)} {r.action} {r.model} v{r.from_version}->v{r.to_version} by {r.requester}:"
+            f" {r.state.value}{wait}, expires {_time(r.expires_at)}"
+        )
+    return "\n".join(lines)
+
+
+def whoami(identity: Identity, roles: Collection[str], actions: Collection[str]) -> str:
+    groups = f" (groups: {', '.join(sorted(identity.groups))})" if identity.groups else ""
+    return (
+        f"You are {identity.user_id}{groups}.\n  Roles: {', '.join(sorted(roles)) or 'none'}\n"
+        f"  You may: {', '.join(sorted(actions)) or 'nothing (deny by default)'}"
+    )
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- slack
+# Words of the Slack front end (bot/frontends/slack, bot/frontends/server.py). Values that reach these
+# functions from users (reasons, notes) are already escaped for mrkdwn by the caller.
+
+SLACK_WORKING = "Working on it…"
+SLACK_BUSY = "modelbot has too much work queued right now, so nothing was done. Try again in a minute."
+SLACK_DEACTIVATED = "Deactivated Slack accounts cannot use modelbot; nothing was done."
+SLACK_CANNOT_VERIFY_USER = "Slack could not confirm who you are right now, so nothing was done. Try again in a moment."
+SLACK_STALE_BUTTON = "This button does not belong to a modelbot request any more; see `/model requests`."
+SLACK_APPROVE = "Approve"
+SLACK_REJECT = "Reject"
+SLACK_CONFIRM_TITLE = "Approve this change?"
+SLACK_CONFIRM_DENY = "Cancel"
+SLACK_MODAL_CANCEL = "Cancel"
+SLACK_REASON_LABEL = "Reason"
+SLACK_REJECT_TITLE = "Reject request"
+SLACK_REJECT_SUBMIT = "Reject"
+SLACK_REJECT_HINT = "Shown on the card and kept in the audit trail."
+SLACK_ROLLBACK_TITLE = "Roll back a model"
+SLACK_ROLLBACK_SUBMIT = "Request rollback"
+SLACK_MODEL_LABEL = "Model"
+SLACK_VERSION_LABEL = "Version to roll back to"
+SLACK_ROLLBACK_HINT = "Why, e.g. INC-481 false positives. A rollback needs a reason; approvers see it on the card."
+SLACK_VERSION_NOT_NUMBER = "Give a version number, e.g. 2."
+SLACK_REASON_EMPTY = "Give a reason."
+SLACK_FIELD_MODEL = "Model"
+SLACK_FIELD_CHANGE = "Change"
+SLACK_FIELD_REQUESTER = "Requested by"
+SLACK_FIELD_APPROVALS = "Approvals"
+SLACK_FIELD_APPROVERS = "Who can approve"
+SLACK_FIELD_EXPIRES = "Expires"
+SLACK_FIELD_REASON = "Reason"
+SLACK_NOBODY = "nobody (check permissions.yaml)"
+SLACK_NO_METADATA = "no registry metadata"
+SLACK_EMERGENCY = ":rotating_light: Emergency rollback: no second person needed."
+SLACK_UNAUTHORIZED = "missing or wrong bearer token"
+SLACK_BAD_ALERT_JSON = "the body is not an Alertmanager webhook payload (JSON with an `alerts` list)"
+
+
+def slack_card_title(req: ChangeRequest) -> str:
+    frm = f"v{req.from_version}" if req.from_version is not None else "nothing"
+    return f"{req.action.capitalize()} {rid(req.id)}: {req.model} {frm} → v{req.to_version}"
+
+
+def slack_card_fallback(req: ChangeRequest) -> str:
+    """The notification and screen-reader text of a card."""
+    return f"{slack_card_title(req)} ({req.state.value}), requested by {req.requester}"
+
+
+def slack_card_state(req: ChangeRequest, expires: str, decided_by: str, why: str) -> str:
+    """One line saying where the request stands; `expires` is a Slack date token, `why` is escaped user text."""
+    why = f": {why}" if why else ""
+    return {
+        RequestState.PENDING: f":hourglass_flowing_sand: *Waiting for {req.approvals_missing} more approval(s)*"
+        f" — expires {expires}",
+        RequestState.APPROVED: ":white_check_mark: *Approved* — the rollout is starting",
+        RequestState.EXECUTING: ":gear: *Rolling out…*",
+        RequestState.SUCCEEDED: f":large_green_circle: *SUCCEEDED* — {req.model} serves v{req.to_version}"
+        f" as `{req.label}` on every replica",
+        RequestState.PARTIAL: f":large_orange_circle: *PARTIAL* — v{req.to_version} is not served on every replica",
+        RequestState.FAILED: f":red_circle: *FAILED* — {req.model} was not switched to v{req.to_version}",
+        RequestState.REJECTED: f":no_entry: *Rejected* by {decided_by or 'someone'}{why}. Nothing was changed.",
+        RequestState.EXPIRED: f":alarm_clock: *Expired* at {expires}. Nothing was changed.",
+        RequestState.VOID: f":warning: *Void*: the served state of {req.model} changed since the request{why}."
+        " Nothing was changed.",
+    }[req.state]
+
+
+def slack_change(req: ChangeRequest) -> str:
+    frm = f"v{req.from_version}" if req.from_version is not None else "nothing"
+    return f"`{req.label}`: {frm} → v{req.to_version}"
+
+
+def slack_approvals(req: ChangeRequest, approvers: Sequence[str]) -> str:
+    given = len(req.approvals)
+    who = f" ({', '.join(approvers)})" if approvers else ""
+    return f"{given} of {req.required_approvals}{who}"
+
+
+def slack_version_heading(version: int | None, target: bool) -> str:
+    shown = f"v{version}" if version is not None else "nothing"
+    return f"{shown} ({'target' if target else 'now'})"
+
+
+def slack_version_details(metrics: str, age: str, note: str) -> str:
+    lines = [part for part in (metrics, f"registered {age} ago" if age else "", f"_{note}_" if note else "") if part]
+    return "\n".join(lines) or SLACK_NO_METADATA
+
+
+def slack_age(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return "under a minute"
+
+
+def slack_card_context(signature_note: str, plan: str) -> str:
+    parts = [f"Signature: {signature_note}" if signature_note else "", f"Plan: {plan}" if plan else ""]
+    return "  ·  ".join(p for p in parts if p) or "No plan recorded."
+
+
+def slack_progress_heading(event: ProgressEvent) -> str:
+    return f"*Progress* — {event.phase} {event.done}/{event.total}"
+
+
+def slack_progress_line(replica: str, bar: str, event: ProgressEvent) -> str:
+    detail = f" ({event.detail})" if event.detail else ""
+    return f"`{replica}` {bar} {event.phase}: {event.state}{detail}"
+
+
+def slack_result_heading(message: str) -> str:
+    return f"*Result per replica*{f' — {message}' if message else ''}"
+
+
+def slack_result_line(replica: str, ok: bool, detail: str) -> str:
+    return f"{':white_check_mark:' if ok else ':x:'} `{replica}` — {detail or ('ok' if ok else 'failed')}"
+
+
+def slack_more_lines(count: int) -> str:
+    return f"… and {count} more"
+
+
+def slack_approved_by(user: str, at: str) -> str:
+    return f":ballot_box_with_check: Approved by {user} {at}"
+
+
+def slack_audit_line(
+    *, seq: object, at: str, actor: str, action: str, request_id: object, model: str, move: str, outcome: str,
+    why: str, hash_: str,
+) -> str:
+    """One audit-channel post per audit row; `actor` is already a mention or plain name."""
+    request = f" {rid(int(str(request_id)))}" if request_id else ""
+    where = f" {model}" if model else ""
+    tail = f" — {why}" if why else ""
+    return f"#{seq} {at} {actor} {action}{request}{where}{move}: *{outcome}*{tail}  `{hash_[:12]}`"
+
+
+def slack_move(from_version: object, to_version: object) -> str:
+    return f" v{from_version}→v{to_version}" if to_version is not None else ""
+
+
+def slack_alert_incident(alertname: str, model: str, summary: str, command: str | None) -> str:
+    """The incident-channel post for a firing alert about a configured model."""
+    head = f":rotating_light: Alert *{alertname}* is firing for *{model}*"
+    head += f": {summary}" if summary else "."
+    if command is None:
+        return head + "\nNo earlier stable version is recorded, so there is no rollback to suggest."
+    return head + f"\nTo roll back to the previous stable version:\n`{command}`"
+
+
+def slack_alert_reason(alertname: str) -> str:
+    return f"alert {alertname}"

@@ -1,0 +1,1 @@
+"""Use cases: one short function per command, all reached through bot.service.Service."""

@@ -1,0 +1,104 @@
+"""promote / rollback: validate, plan, then open a request (or show the plan with --dry-run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import texts_service as texts
+from bot.core import approvals
+from bot.core import commands as c
+from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.commands import EMERGENCY_ACTION
+from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
+from bot.core.fleet import ReplicaStatus
+from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
+from bot.core.signatures import compatibility_problems
+from bot.usecases.audit_trail import notify_card, record
+from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.decisions import expire_due
+from bot.usecases.execution import execute
+from bot.usecases.state import model_state
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A validated change: the plan, the fleet as it is now, and the signature verdict."""
+
+    plan: RolloutPlan
+    statuses: tuple[ReplicaStatus, ...]
+    signature_note: str
+
+
+def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
+    return _change(deps, ctx, "promote", cmd.model_name, cmd.version, cmd.label, cmd.reason, cmd.dry_run, False)
+
+
+def rollback(deps: Deps, ctx: Context, cmd: c.Rollback) -> Reply:
+    label = deps.settings.models[cmd.model_name].label
+    return _change(deps, ctx, "rollback", cmd.model_name, cmd.version, label, cmd.reason, cmd.dry_run, cmd.emergency)
+
+
+def propose(deps: Deps, model: str, version: int, label: str) -> Proposal:
+    """Pre-flight checks shared by requests and dry runs: version on disk, signature, not a no-op."""
+    settings = deps.settings.models[model]
+    on_disk = deps.catalog.versions(settings.base_path)
+    if version not in on_disk:
+        raise PreflightFailed(texts.version_not_on_disk(model, version, on_disk))
+    state = model_state(deps, model)
+    statuses = deps.fleet.model_status(model)
+    loaded = {v for s in statuses for v in s.available()}
+    spec = ChangeSpec(model, version, label, settings.routing, settings.keep_warm)
+    plan = plan_rollout(state, spec, loaded)
+    if plan.from_version == version and plan.switch.served_config() == state.served_config():
+        raise Conflict(texts.already_serving(model, version, label))
+    return Proposal(plan, statuses, _signature_note(deps, model, plan))
+
+
+def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
+    base_path = deps.settings.models[model].base_path
+    target = deps.catalog.signature(base_path, plan.spec.to_version)
+    if plan.from_version is None:
+        return texts.SIGNATURE_NO_CURRENT
+    current = deps.catalog.signature(base_path, plan.from_version)
+    if target is None or current is None:
+        raise PreflightFailed(texts.signature_unreadable(model, plan.spec.to_version if target is None else plan.from_version))
+    problems = compatibility_problems(current, target)
+    if problems:
+        raise PreflightFailed(texts.signature_incompatible(model, plan.from_version, plan.spec.to_version, problems))
+    return texts.signature_ok(target.describe())
+
+
+def _change(
+    deps: Deps, ctx: Context, action: str, model: str, version: int, label: str, reason: str,
+    dry_run: bool, emergency: bool,
+) -> Reply:
+    if emergency:
+        decision = deps.policy.decide(ctx.actor, EMERGENCY_ACTION, model)
+        if not decision.allowed:
+            raise PermissionDenied(texts.denied(decision, EMERGENCY_ACTION), decision.rule, decision.who_can)
+    proposal = propose(deps, model, version, label)
+    rule = deps.policy.approval_rule(model, action)
+    if dry_run:
+        return Reply(texts.dry_run(action, proposal.plan, proposal.statuses, proposal.signature_note, rule))
+    expire_due(deps)
+    now = deps.clock()
+    plan = proposal.plan
+    request = approvals.new_request(
+        action=action, model=model, from_version=plan.from_version, to_version=version, label=label,
+        reason=reason, requester=ctx.actor, now=now, ttl=deps.policy.approval_ttl,
+        required_approvals=0 if emergency else rule.approvals,
+        approver_roles=frozenset(rule.approver_roles or ()),
+        label_map=plan.before.label_map(), generation=plan.before.generation, emergency=emergency,
+        plan_summary=texts.plan_summary(plan), signature_note=proposal.signature_note,
+    )
+    with deps.db.uow() as uow:
+        stored = uow.requests.add(request)
+        record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency)
+        notify_card(uow, stored, ctx.channel)
+        uow.commit()
+    if stored.state is RequestState.APPROVED:  # emergency, or a policy that needs no approver
+        return execute(deps, ctx, stored.id)
+    return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
+
+
+__all__ = ["ChangeRequest", "promote", "propose", "rollback"]

@@ -1,0 +1,93 @@
+"""approve / reject / expiry: the two-person rule, each step a compare-and-set on the request row."""
+
+from __future__ import annotations
+
+from bot import texts_service as texts
+from bot.core import approvals
+from bot.core import commands as c
+from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.errors import Conflict, ModelbotError, NotFound
+from bot.core.policy import ApprovalRule
+from bot.usecases.audit_trail import notify_card, record
+from bot.usecases.context import Context, Deps, Reply
+
+CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
+
+
+def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
+    decided = _decide(deps, ctx, cmd.request_id, "approve", _approve_step(deps, ctx))
+    if decided.state is RequestState.APPROVED:
+        from bot.usecases.execution import execute  # execution imports decisions (expiry) too
+
+        return execute(deps, ctx, decided.id)
+    return Reply(texts.approval_recorded(decided), public=True, request_id=decided.id)
+
+
+def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
+    def step(req: ChangeRequest) -> ChangeRequest:
+        may = deps.policy.decide(ctx.actor, "reject", req.model).allowed
+        return approvals.reject(req, ctx.actor, may, deps.clock(), cmd.reason)
+
+    decided = _decide(deps, ctx, cmd.request_id, "reject", step)
+    return Reply(texts.request_rejected(decided), public=True, request_id=decided.id)
+
+
+def _approve_step(deps: Deps, ctx: Context):  # type: ignore[no-untyped-def]
+    def step(req: ChangeRequest) -> ChangeRequest:
+        rule = ApprovalRule(req.required_approvals, req.approver_roles or None)
+        can = deps.policy.can_approve(ctx.actor, rule)
+        return approvals.approve(req, ctx.actor, can, deps.clock())
+
+    return step
+
+
+def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step) -> ChangeRequest:  # type: ignore[no-untyped-def]
+    """Apply `step` to the fresh request and store it with CAS, retrying when a concurrent decider won."""
+    for _ in range(CAS_ATTEMPTS):
+        with deps.db.uow() as uow:
+            req = uow.requests.get_for_update(request_id)
+            if req is None:
+                raise NotFound(texts.unknown_request(request_id))
+            expired = approvals.expire_if_due(req, deps.clock())
+            if expired is not req and expired.state is RequestState.EXPIRED:
+                _store(uow, deps, None, expired, req.version, "expire", "expired")
+                uow.commit()
+                raise Conflict(texts.request_expired(expired))
+            try:
+                decided = step(req)
+            except ModelbotError as exc:
+                record(uow, deps, ctx, action, "refused", request=req, why=str(exc))
+                uow.commit()
+                raise
+            try:
+                _store(uow, deps, ctx, decided, req.version, action, decided.state.value.lower())
+            except Conflict:
+                continue  # lost the race: the next attempt sees the winner's state
+            uow.commit()
+            return decided
+    raise Conflict(texts.request_busy(request_id))
+
+
+def _store(uow, deps: Deps, ctx: Context | None, req: ChangeRequest, expected: int, action: str, outcome: str) -> None:  # type: ignore[no-untyped-def]
+    stored = uow.requests.save(req, expected)
+    record(uow, deps, ctx, action, outcome, request=stored)
+    card = uow.requests.get_card(stored.id)
+    notify_card(uow, stored, card[0] if card else None)
+
+
+def expire_due(deps: Deps) -> list[ChangeRequest]:
+    """Move every request past its TTL to EXPIRED (with audit); cheap when there is none."""
+    now = deps.clock()
+    expired: list[ChangeRequest] = []
+    with deps.db.uow() as uow:
+        for req in uow.requests.list_due_for_expiry(now):
+            done = approvals.expire_if_due(req, now)
+            if done.state is RequestState.EXPIRED:
+                try:
+                    _store(uow, deps, None, done, req.version, "expire", "expired")
+                except Conflict:
+                    continue
+                expired.append(done)
+        if expired:
+            uow.commit()
+    return expired

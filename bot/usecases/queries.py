@@ -1,0 +1,93 @@
+"""Read-only commands: list, versions, status, history, requests, whoami, help."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bot import parsing
+from bot import texts_service as texts
+from bot.core import commands as c
+from bot.core.fleet import ReplicaStatus
+from bot.core.rollout import Routing
+from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.decisions import expire_due
+from bot.usecases.state import fleet_config, model_state
+
+
+def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
+    config = fleet_config(deps)
+    names = sorted(set(deps.settings.models) | set(config.names()))
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        statuses = dict(zip(names, pool.map(deps.fleet.model_status, names), strict=True))
+    rows = []
+    for name in names:
+        state = config.model(name)
+        rows.append(texts.ModelRow(
+            name=name,
+            labels=state.label_map() if state else {},
+            desired=state.policy.versions if state else (),
+            replicas=statuses[name],
+        ))
+    return Reply(texts.model_list(rows))
+
+
+def versions(deps: Deps, ctx: Context, cmd: c.Versions) -> Reply:
+    settings = deps.settings.models[cmd.model_name]
+    state = model_state(deps, cmd.model_name)
+    on_disk = deps.catalog.versions(settings.base_path)
+    with deps.db.uow(readonly=True) as uow:
+        registry = uow.registry.for_model(cmd.model_name)
+    statuses = deps.fleet.model_status(cmd.model_name)
+    rows = []
+    for version in sorted(set(on_disk) | set(registry), reverse=True):
+        meta: dict[str, Any] = dict(deps.catalog.metadata(settings.base_path, version)) if version in on_disk else {}
+        meta.update(registry.get(version, {}))
+        rows.append(texts.VersionRow(
+            version=version,
+            on_disk=version in on_disk,
+            labels=tuple(sorted(k for k, v in state.label_map().items() if v == version)),
+            metadata=meta,
+            states={s.replica: (s.error and "unreachable") or str(_state_name(s, version)) for s in statuses},
+        ))
+    return Reply(texts.version_table(cmd.model_name, rows))
+
+
+def _state_name(status: ReplicaStatus, version: int) -> str:
+    state = status.state_of(version)
+    return state.value if state else "-"
+
+
+def status(deps: Deps, ctx: Context, cmd: c.Status) -> Reply:
+    settings = deps.settings.models[cmd.model_name]
+    state = model_state(deps, cmd.model_name)
+    label = settings.label if settings.routing is Routing.LABELS else None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses_f = pool.submit(deps.fleet.model_status, cmd.model_name)
+        resolved_f = pool.submit(deps.fleet.resolve, cmd.model_name, label)
+        statuses, resolved = statuses_f.result(), resolved_f.result()
+    expected = state.label(label) if label else (max(state.policy.versions) if state.policy.versions else None)
+    return Reply(texts.status_report(state, label, expected, statuses, resolved))
+
+
+def history(deps: Deps, ctx: Context, cmd: c.History) -> Reply:
+    with deps.db.uow(readonly=True) as uow:
+        entries = uow.audit.recent(model=cmd.model_name, limit=cmd.limit)
+    return Reply(texts.history(cmd.model_name, entries))
+
+
+def requests(deps: Deps, ctx: Context, cmd: c.Requests) -> Reply:
+    expire_due(deps)
+    with deps.db.uow(readonly=True) as uow:
+        open_requests = uow.requests.list_open()
+    return Reply(texts.open_requests(open_requests, deps.clock()))
+
+
+def whoami(deps: Deps, ctx: Context, cmd: c.Whoami) -> Reply:
+    roles = deps.policy.roles_of(ctx.actor)
+    actions = deps.policy.actions_of(ctx.actor)
+    return Reply(texts.whoami(ctx.actor, roles, actions))
+
+
+def help_(deps: Deps, ctx: Context, cmd: c.Help) -> Reply:
+    return Reply(parsing.help_text(cmd.verb, deps.policy.actions_of(ctx.actor)))

@@ -1,0 +1,73 @@
+"""Builds the bot from settings and the environment. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.core.policy import Policy
+from bot.core.ports import Fleet, VersionCatalog
+from bot.policy_file import load_policy
+from bot.service import Service
+from bot.settings import DEFAULT_DATABASE_URL, DEFAULT_PERMISSIONS, Settings, load_settings
+from bot.store.database import Database
+from bot.usecases.context import Deps
+
+
+@dataclass
+class Bot:
+    """Everything a front end needs, built once."""
+
+    settings: Settings
+    policy: Policy
+    db: Database
+    fleet: Fleet
+    service: Service
+
+    def close(self) -> None:
+        close = getattr(self.fleet, "close", None)
+        if callable(close):
+            close()
+        self.db.dispose()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def database_url() -> str:
+    return os.environ.get("MODELBOT_DATABASE_URL", DEFAULT_DATABASE_URL)
+
+
+def build_bot(
+    settings: Settings | None = None,
+    policy: Policy | None = None,
+    db_url: str | None = None,
+    *,
+    fleet: Fleet | None = None,
+    catalog: VersionCatalog | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    upgrade: bool = True,
+    start: bool = True,
+) -> Bot:
+    """Load and validate settings, open the database (migrating it), connect the fleet, start the service."""
+    from bot.serving.discovery import LocalCatalog
+    from bot.serving.fleet import GrpcFleet
+
+    settings = settings or load_settings()
+    policy = policy or load_policy(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)))
+    db = Database(db_url or database_url(), audit_channel=settings.slack.audit_channel)
+    if upgrade:
+        db.upgrade()
+    catalog = catalog or LocalCatalog()
+    fleet = fleet or GrpcFleet(settings.serving, catalog)
+    holder = f"{socket.gethostname()}:{os.getpid()}"
+    deps = Deps(settings=settings, policy=policy, db=db, fleet=fleet, catalog=catalog, clock=clock, holder=holder)
+    service = Service(deps)
+    if start:
+        service.start()
+    return Bot(settings=settings, policy=policy, db=db, fleet=fleet, service=service)

@@ -1,0 +1,164 @@
+"""The service end to end on a real database (SQLite and PostgreSQL) with a fake fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.core.approvals import RequestState
+from bot.store import audit_export
+from tests.service_harness import ALICE, BOB, CAROL, DAVE, Harness, make_harness
+
+ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
+
+
+@pytest.fixture
+def h(tmp_path: Path, db_url: str) -> Harness:
+    harness = make_harness(tmp_path, db_url)
+    yield harness
+    harness.bot.close()
+
+
+def _request(h: Harness, request_id: int):  # type: ignore[no-untyped-def]
+    with h.bot.db.uow() as uow:
+        return uow.requests.get(request_id)
+
+
+def _audit(h: Harness) -> list[tuple[str, str, str]]:
+    with h.bot.db.uow() as uow:
+        return [(e.actor, e.action, e.outcome) for e in uow.audit.iter_all()]
+
+
+def test_rollback_needs_a_second_person(h: Harness) -> None:
+    """alice requests, her own approval is refused, bob's approval executes and the fleet serves v2 as stable."""
+    reply = h.say(ALICE, ROLLBACK)
+    assert reply.ok and reply.request_id == 1, reply.text
+    assert h.fleet.rollouts == 0
+    own = h.say(ALICE, "approve R1")
+    assert not own.ok and "two-person" in own.text.lower()
+    assert _request(h, 1).state is RequestState.PENDING
+    done = h.say(BOB, "approve R1")
+    assert done.ok and "SUCCEEDED" in done.text, done.text
+    assert h.fleet.rollouts == 1
+    assert h.fleet.current.model("fraud_detector").label("stable") == 2
+    assert _request(h, 1).state is RequestState.SUCCEEDED
+    assert audit_export.verify(h.bot.db).ok
+
+
+def test_every_decision_is_audited(h: Harness) -> None:
+    """Request, refused self-approval, denial of a user with no role and the execution all leave audit rows."""
+    h.say(ALICE, ROLLBACK)
+    h.say(ALICE, "approve R1")
+    h.say(CAROL, "approve R1")
+    h.say(BOB, "approve R1")
+    rows = _audit(h)
+    assert (ALICE, "rollback", "requested") in rows
+    assert (ALICE, "approve", "refused") in rows
+    assert (CAROL, "approve", "denied") in rows
+    assert (BOB, "approve", "approved") in rows
+    assert (BOB, "execute", "succeeded") in rows
+
+
+def test_user_without_role_is_denied_with_rule_and_who_can(h: Harness) -> None:
+    """carol holds no role: the denial names the rule and who can approve."""
+    h.say(ALICE, ROLLBACK)
+    reply = h.say(CAROL, "approve R1")
+    assert not reply.ok
+    assert "deny" in reply.text.lower()
+    assert BOB in reply.text or "approver" in reply.text
+    assert h.fleet.rollouts == 0
+
+
+def test_dry_run_changes_nothing(h: Harness) -> None:
+    """--dry-run shows the per-replica plan and creates no request and sends no config."""
+    reply = h.say(ALICE, "rollback fraud_detector 2 --dry-run")
+    assert reply.ok and "r1" in reply.text and "v2" in reply.text, reply.text
+    assert reply.request_id is None
+    assert len(h.fleet.sent) == 1
+    assert "No open requests" in h.say(ALICE, "requests").text
+
+
+def test_version_missing_on_disk_is_refused(h: Harness) -> None:
+    """A version that is not on disk is refused before any request or reload."""
+    reply = h.say(ALICE, 'rollback fraud_detector 9 --reason "x"')
+    assert not reply.ok and "not on disk" in reply.text
+    assert "No open requests" in h.say(ALICE, "requests").text
+
+
+def test_incompatible_signature_is_refused(h: Harness) -> None:
+    """Version 4's serving_default input shape differs from v3's: the promote is refused up front."""
+    reply = h.say(ALICE, 'promote fraud_detector 4 --reason "new features"')
+    assert not reply.ok and "signature" in reply.text.lower(), reply.text
+
+
+def test_one_open_request_per_model(h: Harness) -> None:
+    """A second request for the same model is refused and points at the open one."""
+    assert h.say(ALICE, ROLLBACK).ok
+    second = h.say(ALICE, 'rollback fraud_detector 1 --reason "other"')
+    assert not second.ok and "R1" in second.text
+
+
+def test_expired_request_never_executes(h: Harness) -> None:
+    """After the approval TTL the request is EXPIRED and bob's approval does nothing."""
+    h.say(ALICE, ROLLBACK)
+    h.clock.advance(minutes=31)
+    reply = h.say(BOB, "approve R1")
+    assert not reply.ok and "expired" in reply.text.lower()
+    assert _request(h, 1).state is RequestState.EXPIRED
+    assert h.fleet.rollouts == 0
+
+
+def test_request_is_void_when_desired_state_moved(h: Harness) -> None:
+    """If the model's desired state changes after the request, the approval voids it instead of executing."""
+    h.say(ALICE, ROLLBACK)
+    with h.bot.db.uow() as uow:
+        config = uow.desired.load()
+        state = config.model("fraud_detector")
+        from dataclasses import replace
+
+        uow.desired.save(config.with_model(replace(state, generation=state.generation + 1)))
+        uow.commit()
+    reply = h.say(BOB, "approve R1")
+    assert not reply.ok and "void" in reply.text.lower()
+    assert _request(h, 1).state is RequestState.VOID
+    assert h.fleet.rollouts == 0
+
+
+def test_emergency_rollback_by_incident_commander(h: Harness) -> None:
+    """dave (incident_commander) can roll back with --emergency without a second person; alice cannot."""
+    denied = h.say(ALICE, 'rollback fraud_detector 2 --emergency --reason "fire"')
+    assert not denied.ok and h.fleet.rollouts == 0
+    reply = h.say(DAVE, 'rollback fraud_detector 2 --emergency --reason "fire"')
+    assert reply.ok and "SUCCEEDED" in reply.text, reply.text
+    assert h.fleet.current.model("fraud_detector").label("stable") == 2
+
+
+def test_reject_ends_the_request(h: Harness) -> None:
+    """bob rejects with a reason: the request is REJECTED and can no longer be approved."""
+    h.say(ALICE, ROLLBACK)
+    assert h.say(BOB, 'reject R1 --reason "not the cause"').ok
+    assert _request(h, 1).state is RequestState.REJECTED
+    again = h.say(BOB, "approve R1")
+    assert not again.ok and h.fleet.rollouts == 0
+
+
+def test_replica_down_gives_partial(h: Harness) -> None:
+    """With one replica unreachable the rollout ends PARTIAL naming it, and the incident channel is told."""
+    h.fleet.down.add("r2")
+    h.say(ALICE, ROLLBACK)
+    reply = h.say(BOB, "approve R1")
+    assert "PARTIAL" in reply.text and "r2" in reply.text
+    with h.bot.db.uow() as uow:
+        kinds = [m.kind for m in uow.outbox.due(h.clock(), limit=500)]
+    assert "incident" in kinds
+
+
+def test_history_and_whoami(h: Harness) -> None:
+    """history lists the rollback; whoami shows alice's roles; help hides verbs bob may not use."""
+    h.say(ALICE, ROLLBACK)
+    h.say(BOB, "approve R1")
+    assert "execute" in h.say(ALICE, "history fraud_detector").text
+    assert "operator" in h.say(ALICE, "whoami").text
+    helptext = h.say(BOB, "help").text
+    assert "/model approve" in helptext and "/model rollback" not in helptext
