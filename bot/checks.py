@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot.core.errors import ConfigError, ModelbotError
 from bot.policy_file import load_policy
+from bot.serving.fleet import GrpcFleet
 from bot.settings import DEFAULT_PERMISSIONS, Settings, load_settings
 
 
@@ -57,8 +58,6 @@ def _file_problems(settings: Settings) -> list[str]:
 
 
 def _online_problems(settings: Settings) -> list[str]:
-    from bot.serving.fleet import GrpcFleet
-
     fleet = GrpcFleet(settings.serving)
     problems = []
     try:

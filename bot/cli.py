@@ -15,7 +15,9 @@ from bot.core.errors import ConfigError, ModelbotError
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -139,8 +141,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _register(args: argparse.Namespace) -> int:
     from bot.registry import register
+    from bot.wiring import database_url
 
-    return register(args.model, args.version, args.metric, args.note, args.actor)
+    return register(args.model, args.version, args.metric, args.note, args.actor, database_url())
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from bot.core.errors import UsageError
-from bot.wiring import build_bot
+from bot.settings import load_settings
+from bot.store.database import Database
+
+USAGE = "modelbot register MODEL VERSION [--metric KEY=VALUE]... [--note TEXT]"
 
 
 def parse_metrics(pairs: Sequence[str]) -> dict[str, float | str]:
@@ -13,7 +17,7 @@ def parse_metrics(pairs: Sequence[str]) -> dict[str, float | str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--metric takes KEY=VALUE, got {pair!r}", "modelbot register MODEL VERSION --metric auc=0.91")
+            raise UsageError(f"--metric takes KEY=VALUE, got {pair!r}", USAGE)
         try:
             metrics[key.strip()] = float(value)
         except ValueError:
@@ -21,21 +25,26 @@ def parse_metrics(pairs: Sequence[str]) -> dict[str, float | str]:
     return metrics
 
 
-def register(model: str, version: int, metric_pairs: Sequence[str], note: str, actor: str) -> int:
+def register(model: str, version: int, metric_pairs: Sequence[str], note: str, actor: str, db_url: str) -> int:
+    """Needs only the config and the database: CI/CD can run it without fleet credentials."""
     metrics = parse_metrics(metric_pairs)
-    bot = build_bot(start=False)
+    settings = load_settings()
+    if model not in settings.models:
+        raise UsageError(f"unknown model {model!r}; known: {', '.join(sorted(settings.models))}", USAGE)
+    if version <= 0:
+        raise UsageError("VERSION must be a positive number", USAGE)
+    db = Database(db_url, audit_channel=settings.slack.audit_channel)
     try:
-        if model not in bot.settings.models:
-            raise UsageError(f"unknown model {model!r}; known: {', '.join(sorted(bot.settings.models))}")
-        if version <= 0:
-            raise UsageError("VERSION must be a positive number")
-        now = bot.service.deps.clock()
-        with bot.db.uow() as uow:
+        db.upgrade()
+        now = datetime.now(UTC)
+        with db.uow() as uow:
             uow.registry.record(model, version, metrics, note, actor, now)
-            uow.audit.append(at=now, actor=actor, action="register", outcome="recorded", request_id=None,
-                             model=model, detail={"version": version, "metrics": metrics, "note": note})
+            detail = {"version": version, "metrics": metrics, "note": note}
+            uow.audit.append(
+                at=now, actor=actor, action="register", outcome="recorded", request_id=None, model=model, detail=detail
+            )
             uow.commit()
-        print(f"registered {model} v{version}: " + (", ".join(f"{k}={v}" for k, v in metrics.items()) or "no metrics"))
-        return 0
     finally:
-        bot.close()
+        db.dispose()
+    print(f"registered {model} v{version}: " + (", ".join(f"{k}={v}" for k, v in metrics.items()) or "no metrics"))
+    return 0

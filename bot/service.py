@@ -17,6 +17,7 @@ from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, U
 from bot.core.policy import Decision
 from bot.usecases import changes, decisions, queries
 from bot.usecases.audit_trail import record_alone
+from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.execution import recover_interrupted
 from bot.usecases.state import bootstrap
@@ -37,7 +38,6 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Approve: decisions.approve,  # type: ignore[dict-item]
     c.Reject: decisions.reject,  # type: ignore[dict-item]
 }
-MUTATING = frozenset({"promote", "rollback", "approve", "reject"})
 
 
 class Service:
@@ -60,7 +60,8 @@ class Service:
         try:
             decision = self._decide(ctx, command)
             if not decision.allowed:
-                record_alone(self.deps, ctx, command.ACTION, "denied", model=command.model, rule=decision.rule)
+                model = command.model or self._model_of_request(command)
+                record_alone(self.deps, ctx, command.ACTION, "denied", model=model, rule=decision.rule)
                 raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
             return HANDLERS[type(command)](self.deps, ctx, command)
         except ModelbotError as exc:
@@ -80,10 +81,17 @@ class Service:
             log.exception("policy evaluation failed")
             return Decision(False, "policy-error", texts.POLICY_ERROR, ())
 
-    def card(self, request_id: int) -> object:
-        """The approval card's view model, for front ends that render one (Slack)."""
-        from bot.usecases.cards import card_view
+    def _model_of_request(self, command: c.Command) -> str | None:
+        """Denied approvals are filed under the request's model, so `/model history MODEL` shows them."""
+        request_id = getattr(command, "request_id", None)
+        if request_id is None:
+            return None
+        with self.deps.db.uow(readonly=True) as uow:
+            req = uow.requests.get(request_id)
+        return req.model if req else None
 
+    def card(self, request_id: int) -> CardView:
+        """The approval card's view model, for front ends that render one (Slack)."""
         return card_view(self.deps, request_id)
 
 

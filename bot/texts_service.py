@@ -11,14 +11,16 @@ from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.audit import AuditEntry
 from bot.core.commands import format_request_id as rid
 from bot.core.desired import ModelState
-from bot.core.errors import ModelbotError, PermissionDenied
+from bot.core.errors import ModelbotError
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaStatus, RolloutResult
 from bot.core.policy import ApprovalRule, Decision, Identity
-from bot.core.rollout import Routing, RolloutPlan
+from bot.core.rollout import RolloutPlan, Routing
 
 STORE_DOWN = "The audit database is unreachable, so nothing was changed. Try again in a moment."
 POLICY_ERROR = "the permission check failed, so the request is denied"
-FLEET_BUSY = "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
+FLEET_BUSY = (
+    "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
+)
 ROLLOUT_CRASHED = "the rollout stopped on an internal error; check `/model status` (details are in the bot's log)"
 INTERRUPTED = "the bot restarted while this rollout was running; check `/model status` for what each replica serves"
 SIGNATURE_NO_CURRENT = "no version is served yet, so there is no signature to compare with"
@@ -104,7 +106,8 @@ def request_opened(req: ChangeRequest, approvers: Sequence[str]) -> str:
     return (
         f"{rid(req.id)}: {req.requester} asks to {req.action} {req.model} {frm} -> v{req.to_version}"
         f" (`{req.label}`). Reason: {req.reason or '-'}\n"
-        f"  Needs {req.approvals_missing} approval(s) from someone else ({', '.join(approvers) or 'nobody'}),"
+        f"  Needs {req.approvals_missing} approval(s) from someone else"
+        f" ({', '.join(a for a in approvers if a != req.requester) or 'nobody'}),"
         f" before {_time(req.expires_at)}. Approve with `/model approve {rid(req.id)}`."
     )
 
@@ -131,7 +134,9 @@ def request_busy(request_id: int) -> str:
 
 
 def request_void(req: ChangeRequest) -> str:
-    return f"{rid(req.id)} is void: the served state of {req.model} changed since it was requested. Nothing was changed."
+    return (
+        f"{rid(req.id)} is void: the served state of {req.model} changed since it was requested. Nothing was changed."
+    )
 
 
 def already_decided(req: ChangeRequest) -> str:
@@ -146,7 +151,9 @@ def progress_line(event: ProgressEvent) -> str:
 
 def rollout_finished(req: ChangeRequest, result: RolloutResult) -> str:
     head = {
-        Outcome.SUCCEEDED: f"{rid(req.id)} SUCCEEDED: {req.model} serves v{req.to_version} as `{req.label}` on every replica",
+        Outcome.SUCCEEDED: (
+            f"{rid(req.id)} SUCCEEDED: {req.model} serves v{req.to_version} as `{req.label}` on every replica"
+        ),
         Outcome.PARTIAL: f"{rid(req.id)} PARTIAL: {req.model} v{req.to_version} is not served everywhere",
         Outcome.FAILED: f"{rid(req.id)} FAILED: {req.model} was not switched to v{req.to_version}",
     }[result.outcome]
@@ -206,15 +213,23 @@ def version_table(model: str, rows: Sequence[VersionRow]) -> str:
     for row in rows:
         labels = f" [{', '.join(row.labels)}]" if row.labels else ""
         disk = "" if row.on_disk else " (not on disk)"
-        meta = ", ".join(f"{k}={v}" for k, v in sorted(row.metadata.items()) if not isinstance(v, dict | list))
+        metrics = row.metadata.get("metrics") or {}
+        meta = " ".join(f"{k}={v}" for k, v in sorted(metrics.items()))
+        if row.metadata.get("note"):
+            meta += f"  note: {row.metadata['note']}"
+        if row.metadata.get("registered_by"):
+            meta += f" (registered by {row.metadata['registered_by']})"
         states = " ".join(f"{replica}={state}" for replica, state in sorted(row.states.items()))
-        lines.append(f"  v{row.version}{labels}{disk}: {states}" + (f"\n      {meta}" if meta else ""))
+        lines.append(f"  v{row.version}{labels}{disk}: {states}" + (f"\n      {meta.strip()}" if meta.strip() else ""))
     return "\n".join(lines)
 
 
 def status_report(
-    state: ModelState, label: str | None, expected: int | None,
-    statuses: Sequence[ReplicaStatus], resolved: Mapping[str, int | str],
+    state: ModelState,
+    label: str | None,
+    expected: int | None,
+    statuses: Sequence[ReplicaStatus],
+    resolved: Mapping[str, int | str],
 ) -> str:
     target = f"`{label}`" if label else "latest"
     lines = [f"{state.name}: desired {_versions(state.policy.versions)}, {target} -> v{expected}"]
@@ -229,7 +244,9 @@ def status_report(
         if got != expected:
             drift.append(f"{target} resolves to {got if isinstance(got, str) else f'v{got}'}")
         states = " ".join(f"v{v.version}={v.state.value}" for v in status.versions if v.state.value != "END")
-        lines.append(f"  {status.replica}: {states or '-'}" + (f"  DRIFT: {'; '.join(drift)}" if drift else "  in sync"))
+        lines.append(
+            f"  {status.replica}: {states or '-'}" + (f"  DRIFT: {'; '.join(drift)}" if drift else "  in sync")
+        )
     return "\n".join(lines)
 
 
@@ -400,8 +417,17 @@ def slack_approved_by(user: str, at: str) -> str:
 
 
 def slack_audit_line(
-    *, seq: object, at: str, actor: str, action: str, request_id: object, model: str, move: str, outcome: str,
-    why: str, hash_: str,
+    *,
+    seq: object,
+    at: str,
+    actor: str,
+    action: str,
+    request_id: object,
+    model: str,
+    move: str,
+    outcome: str,
+    why: str,
+    hash_: str,
 ) -> str:
     """One audit-channel post per audit row; `actor` is already a mention or plain name."""
     request = f" {rid(int(str(request_id)))}" if request_id else ""

@@ -13,6 +13,8 @@ from bot.core.policy import Policy
 from bot.core.ports import Fleet, VersionCatalog
 from bot.policy_file import load_policy
 from bot.service import Service
+from bot.serving.discovery import LocalCatalog
+from bot.serving.fleet import GrpcFleet
 from bot.settings import DEFAULT_DATABASE_URL, DEFAULT_PERMISSIONS, Settings, load_settings
 from bot.store.database import Database
 from bot.usecases.context import Deps
@@ -55,9 +57,6 @@ def build_bot(
     start: bool = True,
 ) -> Bot:
     """Load and validate settings, open the database (migrating it), connect the fleet, start the service."""
-    from bot.serving.discovery import LocalCatalog
-    from bot.serving.fleet import GrpcFleet
-
     settings = settings or load_settings()
     policy = policy or load_policy(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)))
     db = Database(db_url or database_url(), audit_channel=settings.slack.audit_channel)

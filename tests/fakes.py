@@ -18,7 +18,7 @@ from bot.core.fleet import (
     VersionState,
     VersionStatus,
 )
-from bot.core.rollout import Routing, RolloutPlan
+from bot.core.rollout import RolloutPlan, Routing
 from bot.core.signatures import Signature, TensorSpec
 
 DEMO_SIGNATURE = Signature(
@@ -49,7 +49,9 @@ class FakeCatalog:
         return OTHER_SIGNATURE if version == 4 else DEMO_SIGNATURE
 
     def metadata(self, base_path: str, version: int) -> Mapping[str, Any]:
-        return {"auc": 0.9 + version / 100} if version in self.versions(base_path) else {}
+        if version not in self.versions(base_path):
+            return {}
+        return {"metrics": {"auc": round(0.9 + version / 100, 3)}, "note": f"demo v{version}"}
 
 
 @dataclass

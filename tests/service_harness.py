@@ -9,8 +9,7 @@ from pathlib import Path
 import yaml
 
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
-from bot.core.policy import Identity
-from bot.core.policy import parse_policy
+from bot.core.policy import Identity, parse_policy
 from bot.settings import parse_settings
 from bot.usecases.context import Context, Reply
 from bot.wiring import Bot, build_bot
@@ -59,9 +58,7 @@ class Harness:
         return self.bot.service.handle_text(Context(Identity(user, groups), channel="C0OPS"), text)
 
 
-def make_harness(
-    tmp_path: Path, db_url: str, versions: tuple[int, ...] = (3,), clock: Clock | None = None
-) -> Harness:
+def make_harness(tmp_path: Path, db_url: str, versions: tuple[int, ...] = (3,), clock: Clock | None = None) -> Harness:
     settings = demo_settings(tmp_path)
     fleet = FakeFleet()
     fleet.sent.append(initial_config(settings.models["fraud_detector"].base_path, versions))

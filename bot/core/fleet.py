@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class VersionState(str, Enum):
+class VersionState(StrEnum):
     """ModelVersionStatus.State names (reference/tfserving.md §4)."""
 
     UNKNOWN = "UNKNOWN"
@@ -44,7 +44,7 @@ class ReplicaStatus:
         return tuple(sorted(v.version for v in self.versions if v.state is VersionState.AVAILABLE))
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"
     FAILED = "FAILED"

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from bot.core.desired import ModelState
 
 HISTORY_LIMIT = 10
 
 
-class Routing(str, Enum):
+class Routing(StrEnum):
     """How clients address the model: by version label, or unversioned (highest loaded version)."""
 
     LABELS = "labels"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from dataclasses import replace
@@ -20,7 +19,6 @@ from bot.store import audit_export
 from bot.wiring import build_bot
 
 DEMO_STABLE = 3
-DEMO_KNOBS = {"file_system_poll_wait_seconds": 0.5, "devstack_load_seconds": 1.5, "devstack_manage_interval_seconds": 0.1}
 
 
 def run_demo(script: Path | None = None, replicas: int = 3, story: bool = True) -> int:
@@ -30,18 +28,33 @@ def run_demo(script: Path | None = None, replicas: int = 3, story: bool = True) 
     make_certs(settings.serving.tls.ca_cert.parent)
     model = settings.models["fraud_detector"]
     ensure_demo_models(Path(model.base_path).parent)
-    initial = FleetConfig((ModelState(
-        name=model.name, base_path=model.base_path, policy=VersionPolicy.specific([DEMO_STABLE]),
-        labels=((model.label, DEMO_STABLE),),
-    ),))
+    initial = FleetConfig(
+        (
+            ModelState(
+                name=model.name,
+                base_path=model.base_path,
+                policy=VersionPolicy.specific([DEMO_STABLE]),
+                labels=((model.label, DEMO_STABLE),),
+            ),
+        )
+    )
     if settings.serving.model_config_file:
         write_model_config_file(settings.serving.model_config_file, initial)
     db_path = devstack / "demo.db"
     db_path.unlink(missing_ok=True)
     ports = _ports(settings, replicas)
-    with DevFleet(replicas, Path(model.base_path).parent, make_certs(settings.serving.tls.ca_cert.parent),
-                  to_text(initial), ports=ports, allow_version_labels_for_unavailable_models=True,
-                  **DEMO_KNOBS) as fleet:
+    with DevFleet(
+        replicas,
+        Path(model.base_path).parent,
+        make_certs(settings.serving.tls.ca_cert.parent),
+        to_text(initial),
+        ports=ports,
+        allow_version_labels_for_unavailable_models=True,
+        workdir=_fleet_dir(settings),
+        file_system_poll_wait_seconds=0.5,
+        devstack_load_seconds=1.5,
+        devstack_manage_interval_seconds=0.1,
+    ) as fleet:
         settings = replace(settings, serving=replace(settings.serving, targets=tuple(fleet.targets)))
         say(f"fleet up: {', '.join(fleet.targets)} (mTLS, client certificate required); database {db_path}")
         bot = build_bot(settings, db_url=f"sqlite:///{db_path}")
@@ -59,6 +72,18 @@ def run_demo(script: Path | None = None, replicas: int = 3, story: bool = True) 
             return 0
         finally:
             bot.close()
+
+
+def _fleet_dir(settings: Settings) -> Path:
+    """The replicas read the model_config_file the bot writes, as a real deployment should."""
+    mcf = settings.serving.model_config_file
+    directory = (
+        mcf.parent
+        if mcf is not None and mcf.name == "models.config"
+        else settings.serving.tls.ca_cert.parent.parent / "serving"
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def _audit(bot: object) -> str:
@@ -94,5 +119,3 @@ def _free_port() -> int:
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-

@@ -28,7 +28,11 @@ CONSOLE_HELP = """Console commands:
 
 class Console:
     def __init__(
-        self, service: Service, user: str, groups: Iterable[str] = (), out: TextIO = sys.stdout,
+        self,
+        service: Service,
+        user: str,
+        groups: Iterable[str] = (),
+        out: TextIO = sys.stdout,
         extra: dict[str, Callable[[list[str]], str]] | None = None,
     ) -> None:
         self.service = service

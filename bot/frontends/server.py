@@ -27,13 +27,15 @@ from bot.frontends.http.metrics import Metrics
 from bot.frontends.http.router import Environ, Response, Router, StartResponse, WsgiApp, read_body
 from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
 from bot.frontends.slack.outbox import OutboxWorker
+from bot.frontends.slack.workers import Workers
 from bot.texts_service import SLACK_UNAUTHORIZED
 from bot.usecases.decisions import expire_due
 from bot.wiring import Bot
 
 log = logging.getLogger(__name__)
 ALERT_TOKEN_ENV = "MODELBOT_ALERT_TOKEN"  # noqa: S105 - the variable's name, not a secret
-THREADS = 16
+THREADS = 48  # idle threads are cheap; 50 simultaneous commands should not queue behind each other
+QUIET_S = 0.01
 DRAIN_S = 60.0
 EXPIRY_EVERY_S = 15.0
 LOOP_TIMEOUT_S = 0.2
@@ -84,6 +86,9 @@ class Server:
         if not alert_token:
             log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
         self.metrics = Metrics(outbox_pending=self._outbox_pending)
+        self._acking = 0  # Slack requests being answered right now; background work yields to them...
+        self._quiet_from = 0.0  # ...and to a burst still arriving (monotonic time the last answer + QUIET_S)
+        self._acking_lock = threading.Lock()
         self.outbox = OutboxWorker(
             bot.service, outbox_client or web_client(env, retries=False, timeout=10), **(outbox_options or {})
         )
@@ -94,6 +99,7 @@ class Server:
             metrics=self.metrics,
             wake_outbox=self.outbox.wake,
             token_verification_enabled=token_verification_enabled,
+            workers=Workers(defer_while=self._answering),
         )
         self._stopping = threading.Event()
         self._threads_started: list[threading.Thread] = []
@@ -148,12 +154,21 @@ class Server:
     def _timed(self, app: WsgiApp) -> WsgiApp:
         def timed(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             started = time.perf_counter()
+            with self._acking_lock:
+                self._acking += 1
             try:
                 return app(environ, start_response)
             finally:
+                with self._acking_lock:
+                    self._acking -= 1
+                    self._quiet_from = time.monotonic() + QUIET_S
                 self.metrics.ack(time.perf_counter() - started)
 
         return timed
+
+    def _answering(self) -> bool:
+        """True while Slack requests are being answered or a burst of them is still arriving."""
+        return self._acking > 0 or time.monotonic() < self._quiet_from
 
     def _readyz(self, _: Environ) -> Response:
         reason = not_ready([("database", self.bot.db.ping), ("fleet", self.bot.fleet.ping)])

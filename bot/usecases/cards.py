@@ -33,9 +33,7 @@ def card_view(deps: Deps, request_id: int) -> CardView:
     def meta(version: int | None) -> dict[str, Any]:
         if version is None or not base_path:
             return {}
-        found: dict[str, Any] = dict(deps.catalog.metadata(base_path, version))
-        found.update(registry.get(version, {}))
-        return found
+        return version_metadata(deps.catalog.metadata(base_path, version), registry.get(version))
 
     last = operations[-1] if operations else {}
     return CardView(
@@ -46,3 +44,24 @@ def card_view(deps: Deps, request_id: int) -> CardView:
         replicas=tuple(last.get("replicas", ())),
         message=str(last.get("message", "")),
     )
+
+
+def version_metadata(disk: Mapping[str, Any], entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One view of a version's metadata: metadata.json beside saved_model.pb, overridden by `modelbot register`.
+
+    Returns {"metrics": {...}, "note": str, "at": when registered or exported, "registered_by": actor or ""}.
+    """
+    metrics: dict[str, Any] = {}
+    disk_metrics = disk.get("metrics")
+    if isinstance(disk_metrics, Mapping):
+        metrics.update(disk_metrics)
+    entry = entry or {}
+    entry_metrics = entry.get("metrics")
+    if isinstance(entry_metrics, Mapping):
+        metrics.update(entry_metrics)
+    return {
+        "metrics": metrics,
+        "note": str(entry.get("note") or disk.get("note") or ""),
+        "at": entry.get("at") or disk.get("exported_at") or disk.get("created_at") or "",
+        "registered_by": str(entry.get("actor") or ""),
+    }

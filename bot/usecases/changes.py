@@ -30,12 +30,32 @@ class Proposal:
 
 
 def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
-    return _change(deps, ctx, "promote", cmd.model_name, cmd.version, cmd.label, cmd.reason, cmd.dry_run, False)
+    return _change(
+        deps,
+        ctx,
+        "promote",
+        model=cmd.model_name,
+        version=cmd.version,
+        label=cmd.label,
+        reason=cmd.reason,
+        dry_run=cmd.dry_run,
+        emergency=False,
+    )
 
 
 def rollback(deps: Deps, ctx: Context, cmd: c.Rollback) -> Reply:
     label = deps.settings.models[cmd.model_name].label
-    return _change(deps, ctx, "rollback", cmd.model_name, cmd.version, label, cmd.reason, cmd.dry_run, cmd.emergency)
+    return _change(
+        deps,
+        ctx,
+        "rollback",
+        model=cmd.model_name,
+        version=cmd.version,
+        label=label,
+        reason=cmd.reason,
+        dry_run=cmd.dry_run,
+        emergency=cmd.emergency,
+    )
 
 
 def propose(deps: Deps, model: str, version: int, label: str) -> Proposal:
@@ -61,7 +81,8 @@ def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
         return texts.SIGNATURE_NO_CURRENT
     current = deps.catalog.signature(base_path, plan.from_version)
     if target is None or current is None:
-        raise PreflightFailed(texts.signature_unreadable(model, plan.spec.to_version if target is None else plan.from_version))
+        missing = plan.spec.to_version if target is None else plan.from_version
+        raise PreflightFailed(texts.signature_unreadable(model, missing))
     problems = compatibility_problems(current, target)
     if problems:
         raise PreflightFailed(texts.signature_incompatible(model, plan.from_version, plan.spec.to_version, problems))
@@ -69,8 +90,16 @@ def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
 
 
 def _change(
-    deps: Deps, ctx: Context, action: str, model: str, version: int, label: str, reason: str,
-    dry_run: bool, emergency: bool,
+    deps: Deps,
+    ctx: Context,
+    action: str,
+    *,
+    model: str,
+    version: int,
+    label: str,
+    reason: str,
+    dry_run: bool,
+    emergency: bool,
 ) -> Reply:
     if emergency:
         decision = deps.policy.decide(ctx.actor, EMERGENCY_ACTION, model)
@@ -84,12 +113,22 @@ def _change(
     now = deps.clock()
     plan = proposal.plan
     request = approvals.new_request(
-        action=action, model=model, from_version=plan.from_version, to_version=version, label=label,
-        reason=reason, requester=ctx.actor, now=now, ttl=deps.policy.approval_ttl,
+        action=action,
+        model=model,
+        from_version=plan.from_version,
+        to_version=version,
+        label=label,
+        reason=reason,
+        requester=ctx.actor,
+        now=now,
+        ttl=deps.policy.approval_ttl,
         required_approvals=0 if emergency else rule.approvals,
         approver_roles=frozenset(rule.approver_roles or ()),
-        label_map=plan.before.label_map(), generation=plan.before.generation, emergency=emergency,
-        plan_summary=texts.plan_summary(plan), signature_note=proposal.signature_note,
+        label_map=plan.before.label_map(),
+        generation=plan.before.generation,
+        emergency=emergency,
+        plan_summary=texts.plan_summary(plan),
+        signature_note=proposal.signature_note,
     )
     with deps.db.uow() as uow:
         stored = uow.requests.add(request)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot import texts_service as texts
 from bot.core import approvals
 from bot.core import commands as c
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.core.policy import ApprovalRule
+from bot.store.unit_of_work import UnitOfWork
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.execution import execute
 
 CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
 
@@ -17,8 +21,6 @@ CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide agai
 def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
     decided = _decide(deps, ctx, cmd.request_id, "approve", _approve_step(deps, ctx))
     if decided.state is RequestState.APPROVED:
-        from bot.usecases.execution import execute  # execution imports decisions (expiry) too
-
         return execute(deps, ctx, decided.id)
     return Reply(texts.approval_recorded(decided), public=True, request_id=decided.id)
 
@@ -32,7 +34,7 @@ def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
     return Reply(texts.request_rejected(decided), public=True, request_id=decided.id)
 
 
-def _approve_step(deps: Deps, ctx: Context):  # type: ignore[no-untyped-def]
+def _approve_step(deps: Deps, ctx: Context) -> Step:
     def step(req: ChangeRequest) -> ChangeRequest:
         rule = ApprovalRule(req.required_approvals, req.approver_roles or None)
         can = deps.policy.can_approve(ctx.actor, rule)
@@ -41,7 +43,10 @@ def _approve_step(deps: Deps, ctx: Context):  # type: ignore[no-untyped-def]
     return step
 
 
-def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step) -> ChangeRequest:  # type: ignore[no-untyped-def]
+Step = Callable[[ChangeRequest], ChangeRequest]
+
+
+def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step: Step) -> ChangeRequest:
     """Apply `step` to the fresh request and store it with CAS, retrying when a concurrent decider won."""
     for _ in range(CAS_ATTEMPTS):
         with deps.db.uow() as uow:
@@ -50,7 +55,7 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step) -> Cha
                 raise NotFound(texts.unknown_request(request_id))
             expired = approvals.expire_if_due(req, deps.clock())
             if expired is not req and expired.state is RequestState.EXPIRED:
-                _store(uow, deps, None, expired, req.version, "expire", "expired")
+                _store(uow, deps, None, expired, req.version, action="expire", outcome="expired")
                 uow.commit()
                 raise Conflict(texts.request_expired(expired))
             try:
@@ -60,7 +65,7 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step) -> Cha
                 uow.commit()
                 raise
             try:
-                _store(uow, deps, ctx, decided, req.version, action, decided.state.value.lower())
+                _store(uow, deps, ctx, decided, req.version, action=action, outcome=decided.state.value.lower())
             except Conflict:
                 continue  # lost the race: the next attempt sees the winner's state
             uow.commit()
@@ -68,7 +73,9 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step) -> Cha
     raise Conflict(texts.request_busy(request_id))
 
 
-def _store(uow, deps: Deps, ctx: Context | None, req: ChangeRequest, expected: int, action: str, outcome: str) -> None:  # type: ignore[no-untyped-def]
+def _store(
+    uow: UnitOfWork, deps: Deps, ctx: Context | None, req: ChangeRequest, expected: int, *, action: str, outcome: str
+) -> None:
     stored = uow.requests.save(req, expected)
     record(uow, deps, ctx, action, outcome, request=stored)
     card = uow.requests.get_card(stored.id)
@@ -84,7 +91,7 @@ def expire_due(deps: Deps) -> list[ChangeRequest]:
             done = approvals.expire_if_due(req, now)
             if done.state is RequestState.EXPIRED:
                 try:
-                    _store(uow, deps, None, done, req.version, "expire", "expired")
+                    _store(uow, deps, None, done, req.version, action="expire", outcome="expired")
                 except Conflict:
                     continue
                 expired.append(done)

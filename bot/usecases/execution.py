@@ -43,8 +43,13 @@ def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
         log.exception("rollout of R%s crashed", claimed.id)
         result = _failed(texts.ROLLOUT_CRASHED)
     finished = _finish(deps, ctx, claimed, op_id, result)
-    return Reply(texts.rollout_finished(finished, result), ok=result.outcome is Outcome.SUCCEEDED,
-                 public=True, request_id=finished.id, result=result)
+    return Reply(
+        texts.rollout_finished(finished, result),
+        ok=result.outcome is Outcome.SUCCEEDED,
+        public=True,
+        request_id=finished.id,
+        result=result,
+    )
 
 
 def _claim(deps: Deps, ctx: Context, request_id: int) -> ChangeRequest:
@@ -59,8 +64,15 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> ChangeRequest:
             if uow.fleet_lock.acquire(deps.holder, deps.clock(), _lock_ttl(deps)):
                 claimed = approvals.start_execution(req, live_digest(deps, req, uow), deps.clock())
                 stored = uow.requests.save(claimed, req.version)  # CAS: a second claimer gets Conflict
-                record(uow, deps, ctx, "execute", stored.state.value.lower(), request=stored,
-                       why=stored.decision_reason if stored.state is RequestState.VOID else "")
+                record(
+                    uow,
+                    deps,
+                    ctx,
+                    "execute",
+                    stored.state.value.lower(),
+                    request=stored,
+                    why=stored.decision_reason if stored.state is RequestState.VOID else "",
+                )
                 if stored.state is RequestState.VOID:
                     uow.fleet_lock.release(deps.holder)
                 card = uow.requests.get_card(stored.id)
@@ -86,7 +98,11 @@ def _start_operation(deps: Deps, req: ChangeRequest) -> int:
 def _plan(deps: Deps, req: ChangeRequest) -> RolloutPlan:
     settings = deps.settings.models[req.model]
     state = model_state(deps, req.model)
-    loaded = {v for s in deps.fleet.model_status(req.model) for v in s.available()}
+    # Only a non-`specific` policy (adopted at bootstrap) needs the fleet's loaded versions to plan;
+    # skipping the status round keeps a warm rollback at one reload round plus one verification round.
+    loaded: set[int] = set()
+    if state.policy.kind != "specific":
+        loaded = {v for s in deps.fleet.model_status(req.model) for v in s.available()}
     spec = ChangeSpec(req.model, req.to_version, req.label, settings.routing, settings.keep_warm)
     return plan_rollout(state, spec, loaded)
 
@@ -116,8 +132,17 @@ def _finish(deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: Ro
         current = uow.requests.get_for_update(req.id) or req
         done = uow.requests.save(approvals.finish(current, result.outcome), current.version)
         replicas = {r.replica: {"ok": r.ok, "phase": r.phase, "detail": r.detail} for r in result.replicas}
-        record(uow, deps, ctx, "execute", result.outcome.value.lower(), request=done,
-               message=result.message, replicas=replicas, elapsed_s=round(result.elapsed_s, 3))
+        record(
+            uow,
+            deps,
+            ctx,
+            "execute",
+            result.outcome.value.lower(),
+            request=done,
+            message=result.message,
+            replicas=replicas,
+            elapsed_s=round(result.elapsed_s, 3),
+        )
         card = uow.requests.get_card(done.id)
         notify_card(uow, done, card[0] if card else None)
         notify_incident(uow, deps, done, texts.incident_payload(done, result))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 from bot import parsing
 from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import Routing
+from bot.usecases.cards import version_metadata
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due
 from bot.usecases.state import fleet_config, model_state
@@ -23,12 +22,14 @@ def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
     rows = []
     for name in names:
         state = config.model(name)
-        rows.append(texts.ModelRow(
-            name=name,
-            labels=state.label_map() if state else {},
-            desired=state.policy.versions if state else (),
-            replicas=statuses[name],
-        ))
+        rows.append(
+            texts.ModelRow(
+                name=name,
+                labels=state.label_map() if state else {},
+                desired=state.policy.versions if state else (),
+                replicas=statuses[name],
+            )
+        )
     return Reply(texts.model_list(rows))
 
 
@@ -41,15 +42,17 @@ def versions(deps: Deps, ctx: Context, cmd: c.Versions) -> Reply:
     statuses = deps.fleet.model_status(cmd.model_name)
     rows = []
     for version in sorted(set(on_disk) | set(registry), reverse=True):
-        meta: dict[str, Any] = dict(deps.catalog.metadata(settings.base_path, version)) if version in on_disk else {}
-        meta.update(registry.get(version, {}))
-        rows.append(texts.VersionRow(
-            version=version,
-            on_disk=version in on_disk,
-            labels=tuple(sorted(k for k, v in state.label_map().items() if v == version)),
-            metadata=meta,
-            states={s.replica: (s.error and "unreachable") or str(_state_name(s, version)) for s in statuses},
-        ))
+        disk = deps.catalog.metadata(settings.base_path, version) if version in on_disk else {}
+        meta = version_metadata(disk, registry.get(version))
+        rows.append(
+            texts.VersionRow(
+                version=version,
+                on_disk=version in on_disk,
+                labels=tuple(sorted(k for k, v in state.label_map().items() if v == version)),
+                metadata=meta,
+                states={s.replica: (s.error and "unreachable") or str(_state_name(s, version)) for s in statuses},
+            )
+        )
     return Reply(texts.version_table(cmd.model_name, rows))
 
 

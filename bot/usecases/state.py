@@ -47,8 +47,13 @@ def bootstrap(deps: Deps) -> FleetConfig:
             uow.desired.save(config)
             detail = {"source": source, "models": {m.name: m.to_dict() for m in config.models}}
             uow.audit.append(
-                at=deps.clock(), actor="modelbot", action="bootstrap", outcome="adopted",
-                request_id=None, model=None, detail=detail,
+                at=deps.clock(),
+                actor="modelbot",
+                action="bootstrap",
+                outcome="adopted",
+                request_id=None,
+                model=None,
+                detail=detail,
             )
             uow.commit()
         return uow.desired.load() or config

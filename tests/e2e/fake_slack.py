@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -256,3 +257,16 @@ def _parse(raw: str, content_type: str) -> dict[str, Any]:
             return {"_raw": raw}
         return parsed if isinstance(parsed, dict) else {"_raw": parsed}
     return dict(parse_qsl(raw))
+
+
+def main() -> None:
+    """`python -m tests.e2e.fake_slack USER...`: serve (with those users) until stdin closes; prints the base URL."""
+    with FakeSlack() as fake:
+        for user in sys.argv[1:]:
+            fake.add_user(user)
+        print(fake.base, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -31,6 +31,7 @@ from tests.service_harness import demo_policy
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 ALERT_TOKEN = "alert-t0ken"
 ALICE, BOB, CAROL, DAVE = "U01ALICE", "U02BOB", "U03CAROL", "U04DAVE"
+USERS = (ALICE, BOB, CAROL, DAVE)
 OPS, AUDIT, INCIDENT, FRAUD_INCIDENT = "C0OPS", "C0AUDIT", "C0INCIDENT", "C0FRAUDINC"
 MODEL = "fraud_detector"
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
@@ -101,9 +102,18 @@ def start_stack(tmp_path: Path, db_url: str, fake: FakeSlack, dev: DevFleet | No
                 certs: DevCerts | None = None, base_path: str = "/models/fraud_detector",
                 initial: FleetConfig | None = None, **server_options: Any) -> Stack:
     """Start the bot (HTTP mode) against `fake`; with `dev` it drives that devstack fleet, else a FakeFleet."""
-    for user in (ALICE, BOB, CAROL, DAVE):
+    for user in USERS:
         fake.add_user(user)
     fake.set_group("S0MLONCALL", [])
+    server = start_server(tmp_path, db_url, fake.api_url, dev, certs, base_path, initial, **server_options)
+    driver = SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SECRET, fake.response_url)
+    return Stack(fake=fake, server=server, bot=server.bot, driver=driver, dev=dev)
+
+
+def start_server(tmp_path: Path, db_url: str, api_url: str, dev: DevFleet | None = None,
+                 certs: DevCerts | None = None, base_path: str = "/models/fraud_detector",
+                 initial: FleetConfig | None = None, **server_options: Any) -> Server:
+    """The bot as `modelbot serve` runs it, on 127.0.0.1 and a free port, using the Slack Web API at `api_url`."""
     targets = tuple(dev.targets) if dev else ("fake:1", "fake:2", "fake:3")
     settings = settings_for(tmp_path, base_path, targets, certs)
     initial = initial or FleetConfig((ModelState(MODEL, base_path, policy=VersionPolicy.specific([2, 3]),
@@ -117,12 +127,11 @@ def start_stack(tmp_path: Path, db_url: str, fake: FakeSlack, dev: DevFleet | No
     assert settings.serving.model_config_file is not None
     write_model_config_file(settings.serving.model_config_file, initial)
     bot = build_bot(settings, demo_policy(), db_url, fleet=fleet, catalog=catalog)
-    env = SlackEnv(bot_token="xoxb-test", signing_secret=SECRET, app_token="", api_url=fake.api_url)
+    env = SlackEnv(bot_token="xoxb-test", signing_secret=SECRET, app_token="", api_url=api_url)
     options = {"alert_token": ALERT_TOKEN, "outbox_options": FAST_OUTBOX, **server_options}
     server = Server(bot, env, host="127.0.0.1", port=0, **options)
     server.start()
-    driver = SlackDriver(f"http://127.0.0.1:{server.port}/slack/events", SECRET, fake.response_url)
-    return Stack(fake=fake, server=server, bot=bot, driver=driver, dev=dev)
+    return server
 
 
 def stop_stack(stack: Stack) -> None:

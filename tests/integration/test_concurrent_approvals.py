@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.core.approvals import RequestState
 from bot.store import audit_export
-from datetime import UTC, datetime
-
 from tests.service_harness import ALICE, Clock, make_harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +40,7 @@ def test_twenty_concurrent_approvals_from_two_processes_execute_once(tmp_path: P
         for i in range(2)
     ]
     outputs = [w.communicate(timeout=120) for w in workers]
-    for worker, (out, err) in zip(workers, outputs, strict=True):
+    for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
     replies = [line for out, _ in outputs for line in out.splitlines() if line.startswith("U9")]
     assert len(replies) == 20

@@ -29,9 +29,10 @@ def register(app: App, rt: Runtime) -> None:
         say = ephemeral(client, channel, user_id)
         request_id = _request_id(body)
         if request_id is None:
-            rt.submit("approve", say, say, texts.SLACK_STALE_BUTTON)
+            rt.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        rt.submit("approve", say, decide, rt, user_id, channel, c.Approve(request_id), say)
+        if not rt.submit("approve", say, decide, rt, user_id, channel, c.Approve(request_id), say):
+            rt.tell(say, texts.SLACK_BUSY)
 
     @app.action(REJECT_ACTION)
     def on_reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -39,8 +40,7 @@ def register(app: App, rt: Runtime) -> None:
         user_id, channel = _clicker(body)
         request_id = _request_id(body)
         if request_id is None:
-            say = ephemeral(client, channel, user_id)
-            rt.submit("reject", say, say, texts.SLACK_STALE_BUTTON)
+            rt.tell(ephemeral(client, channel, user_id), texts.SLACK_STALE_BUTTON)
             return
         # The trigger_id is valid for 3 s and once: open the modal now, on this thread.
         client.views_open(trigger_id=body["trigger_id"], view=modals.reject_view(request_id, channel))
@@ -57,9 +57,10 @@ def register(app: App, rt: Runtime) -> None:
         user_id = str(body["user"]["id"])
         say = ephemeral(client, channel, user_id)
         if not isinstance(request_id, int):
-            rt.submit("reject", say, say, texts.SLACK_STALE_BUTTON)
+            rt.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        rt.submit("reject", say, decide, rt, user_id, channel, c.Reject(request_id, reason), say)
+        if not rt.submit("reject", say, decide, rt, user_id, channel, c.Reject(request_id, reason), say):
+            rt.tell(say, texts.SLACK_BUSY)
 
 
 def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Reject, say: Say) -> None:

@@ -17,9 +17,9 @@ from bot import texts as command_texts
 from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
+from bot.core.policy import MUTATING_ACTIONS
 from bot.frontends.slack import modals
 from bot.frontends.slack.runtime import Runtime, Say, ephemeral, responder, verb_label
-from bot.service import MUTATING
 
 COMMAND = command_texts.COMMAND
 
@@ -34,12 +34,15 @@ def register(app: App, rt: Runtime) -> None:
             ack()
             client.views_open(trigger_id=command["trigger_id"], view=modal)
             return
-        if label in MUTATING:
+        say = responder(respond)
+        # With process_before_response the 200 goes out when this listener returns, so acking after the
+        # submit still answers Slack at once, and can say "busy" without a Web API call.
+        if not rt.submit(label, say, run_text, rt, str(command["user_id"]), command.get("channel_id"), text, say):
+            ack(response_type="ephemeral", text=texts.SLACK_BUSY)
+        elif label in MUTATING_ACTIONS:
             ack(response_type="ephemeral", text=texts.SLACK_WORKING)
         else:
             ack()
-        say = responder(respond)
-        rt.submit(label, say, run_text, rt, str(command["user_id"]), command.get("channel_id"), text, say)
 
     @app.view(modals.ROLLBACK_CALLBACK)
     def on_rollback_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -61,7 +64,8 @@ def register(app: App, rt: Runtime) -> None:
         url = str(meta.get("response_url") or "")
         say = responder(WebhookClient(url).send) if url else ephemeral(client, channel, user_id)
         text = parsing.format_command(command)  # parsed again by the service: the model is checked there
-        rt.submit("rollback", say, run_text, rt, user_id, channel or None, text, say)
+        if not rt.submit("rollback", say, run_text, rt, user_id, channel or None, text, say):
+            rt.tell(say, texts.SLACK_BUSY)
 
 
 def run_text(rt: Runtime, user_id: str, channel: str | None, text: str, say: Say) -> None:

@@ -67,8 +67,8 @@ class Runtime:
             self.metrics.rollout(reply.result.outcome.value)
         return reply
 
-    def submit(self, label: str, say: Say, fn: Callable[..., None], *args: object) -> None:
-        """Run fn(*args) on the pool; tell the user when the pool is full. Errors are logged, never shown raw."""
+    def submit(self, label: str, say: Say, fn: Callable[..., None], *args: object) -> bool:
+        """Run fn(*args) on the pool; False when the pool is full. Errors are logged, never shown raw."""
 
         def guarded() -> None:
             try:
@@ -79,9 +79,14 @@ class Runtime:
                 self.metrics.command(label, "crashed")
                 _quietly(say, texts.internal_error(ref))
 
-        if not self.workers.submit(guarded):
-            self.metrics.command(label, "busy")
-            _quietly(say, texts.SLACK_BUSY)
+        if self.workers.submit(guarded):
+            return True
+        self.metrics.command(label, "busy")
+        return False
+
+    def tell(self, say: Say, text: str) -> None:
+        """Tell the user something short, off the ack path (a Slack call must not delay the 200)."""
+        self.workers.notice(_quietly, say, text)
 
 
 def responder(respond: Callable[..., object]) -> Say:

@@ -17,11 +17,19 @@ from typing import Any
 log = logging.getLogger(__name__)
 WORKERS = 8
 MAX_PENDING = 64
+MAX_DEFER_S = 0.25  # how long a task waits for a burst of acks to be answered before it starts anyway
+DEFER_POLL_S = 0.002
 
 
 class Workers:
-    def __init__(self, workers: int = WORKERS, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self, workers: int = WORKERS, max_pending: int = MAX_PENDING, defer_while: Callable[[], bool] | None = None
+    ) -> None:
+        """`defer_while`: while it is true (Slack requests are being answered), tasks wait to start (up to
+        MAX_DEFER_S), so under a burst the acks get the CPU first (one interpreter, one GIL)."""
+        self._defer_while = defer_while
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-work")
+        self._notices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-notice")
         self._max_pending = max_pending
         self._pending = 0
         self._idle = threading.Condition()
@@ -40,6 +48,13 @@ class Workers:
             return False
         return True
 
+    def notice(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a short notice (a refusal, "busy") on its own thread: never behind the pool's queue."""
+        try:
+            self._notices.submit(fn, *args)
+        except RuntimeError:
+            log.info("shutting down: notice dropped")
+
     @property
     def pending(self) -> int:
         with self._idle:
@@ -54,9 +69,14 @@ class Workers:
                 self._idle.wait(left)
             finished = self._pending == 0
         self._pool.shutdown(wait=finished, cancel_futures=True)
+        self._notices.shutdown(wait=True)
         return finished
 
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if self._defer_while is not None:
+            deadline = time.monotonic() + MAX_DEFER_S
+            while self._defer_while() and time.monotonic() < deadline:
+                time.sleep(DEFER_POLL_S)
         try:
             fn(*args)
         except Exception:  # the task's own handler reports to the user; this is the last line of defence

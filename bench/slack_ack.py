@@ -1,0 +1,145 @@
+"""Slack ack latency: bursts of concurrent signed `/model` slash commands against the running app.
+
+The bot runs as `modelbot serve` does (waitress, bolt, the worker pool, the outbox) on loopback with an
+in-memory fleet and SQLite. Slack's side runs in two other processes, as it would be elsewhere: the fake
+Web API (which also takes the response_url answers), and the client that fires each burst at once (a
+barrier releases all threads together) and times every HTTP round trip until Slack would see the 200.
+Slack gives up after 3 s; the goal is p99 < 100 ms at 50 concurrent commands.
+
+    python -m bench.slack_ack            # prints the figures as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+CONCURRENCY = 50
+BURSTS = 6  # the first one warms caches (users.info, user groups) and is not counted
+GOAL_P99_MS = 100.0
+TEXTS = ("status fraud_detector", "list", "whoami", "help", "requests")
+
+
+def run(concurrency: int = CONCURRENCY, bursts: int = BURSTS, log: Any = None) -> dict[str, Any]:
+    """Start the bot, fire `bursts` bursts of `concurrency` commands, return the figures and a table row."""
+    from tests.e2e.stack import SECRET, USERS, start_server  # noqa: PLC0415 - the loopback harness of the e2e tests
+
+    with tempfile.TemporaryDirectory() as tmp, _fake_slack(USERS) as slack_base:
+        # Production settings: the outbox's default poll, waitress's default thread count for `serve`.
+        server = start_server(Path(tmp), f"sqlite:///{tmp}/bench.db", f"{slack_base}/api/", outbox_options={})
+        try:
+            hooks = [f"{slack_base}/hooks/{i}" for i in range(concurrency * bursts)]
+            samples = _client(f"http://127.0.0.1:{server.port}/slack/events", SECRET, concurrency, bursts, hooks)
+            server_ack = server.metrics.render()
+        finally:
+            server.stop(drain_s=60)
+            server.bot.close()
+    counted = sorted(samples[concurrency:])  # drop the warm-up burst
+    result = _figures(counted, concurrency, bursts - 1)
+    result["server_histogram"] = [line for line in server_ack.splitlines() if line.startswith("modelbot_slack_ack")]
+    if log:
+        log(result["row"])
+    return result
+
+
+def _figures(ms: list[float], concurrency: int, bursts: int) -> dict[str, Any]:
+    p50 = statistics.median(ms)
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
+    met = p99 < GOAL_P99_MS
+    row = (
+        f"slack ack, {concurrency} concurrent signed commands x {bursts} bursts: p50 {p50:.1f} ms, p99 {p99:.1f} ms,"
+        f" max {ms[-1]:.1f} ms (goal p99 < {GOAL_P99_MS:.0f} ms) -> {'met' if met else 'NOT met'}"
+    )
+    return {
+        "name": "slack_ack",
+        "concurrency": concurrency,
+        "bursts": bursts,
+        "requests": len(ms),
+        "p50_ms": round(p50, 2),
+        "p99_ms": round(p99, 2),
+        "max_ms": round(ms[-1], 2),
+        "goal_p99_ms": GOAL_P99_MS,
+        "met": met,
+        "row": row,
+    }
+
+
+@contextmanager
+def _fake_slack(users: tuple[str, ...]) -> Iterator[str]:
+    """The fake Slack Web API in its own process; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.fake_slack", *users], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+
+
+def _client(url: str, secret: str, concurrency: int, bursts: int, hooks: list[str]) -> list[float]:
+    """Run the bursts from a separate process, so the client does not share the bot's interpreter."""
+    job = json.dumps({"url": url, "secret": secret, "concurrency": concurrency, "bursts": bursts, "hooks": hooks})
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.slack_ack", "--client"],
+        input=job,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    samples: list[float] = json.loads(proc.stdout)
+    return samples
+
+
+def _client_main() -> None:
+    from tests.e2e.slack_driver import SlackDriver  # noqa: PLC0415
+
+    job = json.loads(sys.stdin.read())
+    hooks = iter(job["hooks"])
+    driver = SlackDriver(job["url"], job["secret"], lambda: next(hooks))
+    samples: list[float] = []
+    for _ in range(job["bursts"]):
+        samples += _burst(driver, job["concurrency"])
+    print(json.dumps(samples))
+
+
+def _burst(driver: Any, concurrency: int) -> list[float]:
+    bodies = [driver.slash_command_body(TEXTS[i % len(TEXTS)], "U01ALICE") for i in range(concurrency)]
+    gate = threading.Barrier(concurrency)
+    out: list[float] = [0.0] * concurrency
+    errors: list[str] = []
+
+    def fire(i: int) -> None:
+        gate.wait()
+        result = driver.post(bodies[i])
+        if result.status != 200:
+            errors.append(f"HTTP {result.status}: {result.body[:200]}")
+        out[i] = result.elapsed * 1000
+
+    threads = [threading.Thread(target=fire, args=(i,)) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {concurrency} commands failed, e.g. {errors[0]}")
+    return out
+
+
+if __name__ == "__main__":
+    if "--client" in sys.argv:
+        _client_main()
+    else:
+        print(json.dumps(run(log=lambda row: print(row, file=sys.stderr)), indent=2))
