@@ -143,7 +143,7 @@ def _register(args: argparse.Namespace) -> int:
     from bot.registry import register
     from bot.wiring import database_url
 
-    return register(args.model, args.version, args.metric, args.note, args.actor, database_url())
+    return register(args.model, args.version, args.metric, note=args.note, actor=args.actor, db_url=database_url())
 
 
 if __name__ == "__main__":

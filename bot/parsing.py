@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from bot import texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
-from bot.tokenising import Word, forbidden_character, quote_word, split_words
+from bot.tokenising import Word, forbidden_character, one_line, quote_word, split_words
 
 MAX_TEXT_LENGTH = 2000
 MAX_NUMBER = 2**63 - 1  # TF Serving versions are int64; request ids fit the same bound
@@ -57,11 +57,11 @@ _NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
 def parse(text: str, known_models: Collection[str]) -> c.Command:
     """Parse the text after `/model` into a command; empty text is Help(). Raises UsageError only."""
     _check_characters(text)
-    tokens = split_words(text, _usage_guess(text))
-    if not tokens or _is_help_flag(tokens[0]):
+    words = split_words(text, _usage_guess(text))
+    if not words or _is_help_flag(words[0]):
         return c.Help()
-    spec = _verb_spec(tokens[0].text, texts.GENERAL_USAGE)
-    rest = tokens[1:]
+    spec = _verb_spec(words[0].text, texts.GENERAL_USAGE)
+    rest = words[1:]
     if any(_is_help_flag(t) for t in rest):
         return c.Help(spec.verb)
     args, flags = _split_flags(rest, spec)
@@ -69,9 +69,11 @@ def parse(text: str, known_models: Collection[str]) -> c.Command:
 
 
 def format_command(command: c.Command) -> str:
-    """The canonical text of a command (without `/model`); `parse` reads it back to an equal command."""
+    """The canonical text of a command (without `/model`). `parse` reads it back to an equal command; a
+    reason from elsewhere (a Slack modal) is first folded to one line, since commands are one line."""
     verb = _VERB_OF_CLASS[type(command)]
     words: list[str] = [verb]
+    reason = one_line(getattr(command, "reason", ""))
     if isinstance(command, c.Help) and command.verb:
         words.append(command.verb)
     elif isinstance(command, c.Versions | c.Status):
@@ -80,13 +82,12 @@ def format_command(command: c.Command) -> str:
         words += [quote_word(command.model_name), str(command.version)]
         if isinstance(command, c.Promote) and command.label != "stable":
             words += ["--label", command.label]
-        words += ["--reason", quote_word(command.reason)] if command.reason else []
+        words += ["--reason", quote_word(reason)] if reason else []
         words += ["--dry-run"] if command.dry_run else []
         words += ["--emergency"] if isinstance(command, c.Rollback) and command.emergency else []
     elif isinstance(command, c.Approve | c.Reject):
         words.append(c.format_request_id(command.request_id))
-        if isinstance(command, c.Reject) and command.reason:
-            words += ["--reason", quote_word(command.reason)]
+        words += ["--reason", quote_word(reason)] if reason else []
     elif isinstance(command, c.History):
         words += [quote_word(command.model_name)] if command.model_name else []
         words += ["--limit", str(command.limit)] if command.limit != c.History().limit else []
@@ -142,27 +143,27 @@ def _verb_spec(word: str, usage: str) -> VerbSpec:
 # --- flags
 
 
-def _is_flag(token: Word) -> bool:
-    text = token.text
-    return not token.quoted and len(text) > 1 and text[0] == "-" and not _NEGATIVE_NUMBER.fullmatch(text)
+def _is_flag(word: Word) -> bool:
+    text = word.text
+    return not word.quoted and len(text) > 1 and text[0] == "-" and not _NEGATIVE_NUMBER.fullmatch(text)
 
 
-def _is_help_flag(token: Word) -> bool:
-    return not token.quoted and token.text.partition("=")[0].lower() in _HELP_FLAGS
+def _is_help_flag(word: Word) -> bool:
+    return not word.quoted and word.text.partition("=")[0].lower() in _HELP_FLAGS
 
 
-def _split_flags(tokens: Sequence[Word], spec: VerbSpec) -> tuple[list[Word], dict[str, str]]:
+def _split_flags(all_words: Sequence[Word], spec: VerbSpec) -> tuple[list[Word], dict[str, str]]:
     """Positional words in order, and flag -> value ("" for switches); flags may come anywhere."""
     args: list[Word] = []
     flags: dict[str, str] = {}
     i = 0
-    while i < len(tokens):
-        token = tokens[i]
+    while i < len(all_words):
+        word = all_words[i]
         i += 1
-        if not _is_flag(token):
-            args.append(token)
+        if not _is_flag(word):
+            args.append(word)
             continue
-        raw_name, has_value, value = token.text.partition("=")
+        raw_name, has_value, value = word.text.partition("=")
         name = _flag_name(raw_name, spec)
         if name in flags:
             raise _error(texts.flag_repeated(name), spec)
@@ -170,9 +171,9 @@ def _split_flags(tokens: Sequence[Word], spec: VerbSpec) -> tuple[list[Word], di
             if has_value:
                 raise _error(texts.flag_takes_no_value(name), spec)
         elif not has_value:
-            if i >= len(tokens) or _is_flag(tokens[i]):
+            if i >= len(all_words) or _is_flag(all_words[i]):
                 raise _error(texts.flag_needs_value(name, _VALUE_FLAGS[name]), spec)
-            value = tokens[i].text
+            value = all_words[i].text
             i += 1
         flags[name] = value
     return args, flags
@@ -205,30 +206,28 @@ def _expect(spec: VerbSpec, args: Sequence[Word], flags: Mapping[str, str], *nam
     return list(args)
 
 
-def _model(token: Word, known: Collection[str], spec: VerbSpec) -> str:
-    if token.text in known:
-        return token.text
-    raise _error(texts.unknown_model(token.text, _closest(token.text, known), list(known)), spec)
+def _model(word: Word, known: Collection[str], spec: VerbSpec) -> str:
+    if word.text in known:
+        return word.text
+    raise _error(texts.unknown_model(word.text, _closest(word.text, known), list(known)), spec)
 
 
-def _number(token: Word, spec: VerbSpec) -> int:
-    text = token.text
+def _version(word: Word, spec: VerbSpec) -> int:
+    text = word.text
     if _DIGITS.fullmatch(text):
         if len(text.lstrip("0")) > 19 or int(text) > MAX_NUMBER:
             raise _error(texts.version_too_large(text), spec)
         if int(text) > 0:
             return int(text)
-    match = _VERSIONISH.fullmatch(text)
+    match = _VERSIONISH.fullmatch(text)  # v2, V2, 2.0, version=2: say which number was meant
     suggestion = int(match.group(1)) if match and 0 < int(match.group(1)) <= MAX_NUMBER else None
-    raise _error(
-        texts.bad_version(text, suggestion if suggestion is not None and text != str(suggestion) else None), spec
-    )
+    raise _error(texts.bad_version(text, suggestion), spec)
 
 
-def _request_id(token: Word, spec: VerbSpec) -> int:
-    match = _REQUEST_ID.fullmatch(token.text)
+def _request_id(word: Word, spec: VerbSpec) -> int:
+    match = _REQUEST_ID.fullmatch(word.text)
     if match is None or not 0 < int(match.group(1)) <= MAX_NUMBER:
-        raise _error(texts.bad_request_id(token.text), spec)
+        raise _error(texts.bad_request_id(word.text), spec)
     return int(match.group(1))
 
 
@@ -288,7 +287,7 @@ def _promote(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collect
     model, version = _expect(spec, args, flags, "MODEL", "VERSION")
     return c.Promote(
         model_name=_model(model, known, spec),
-        version=_number(version, spec),
+        version=_version(version, spec),
         label=_label(flags, spec),
         reason=_reason(flags, spec),
         dry_run="--dry-run" in flags,
@@ -299,7 +298,7 @@ def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collec
     model, version = _expect(spec, args, flags, "MODEL", "VERSION")
     return c.Rollback(
         model_name=_model(model, known, spec),
-        version=_number(version, spec),
+        version=_version(version, spec),
         reason=_reason(flags, spec),
         dry_run="--dry-run" in flags,
         emergency="--emergency" in flags,

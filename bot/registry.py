@@ -25,7 +25,7 @@ def parse_metrics(pairs: Sequence[str]) -> dict[str, float | str]:
     return metrics
 
 
-def register(model: str, version: int, metric_pairs: Sequence[str], note: str, actor: str, db_url: str) -> int:
+def register(model: str, version: int, metric_pairs: Sequence[str], *, note: str, actor: str, db_url: str) -> int:
     """Needs only the config and the database: CI/CD can run it without fleet credentials."""
     metrics = parse_metrics(metric_pairs)
     settings = load_settings()

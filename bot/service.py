@@ -15,7 +15,8 @@ from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
 from bot.core.policy import Decision
-from bot.usecases import changes, decisions, queries
+from bot.usecases import alerts, changes, decisions, queries
+from bot.usecases.alerts import AlertsOutcome
 from bot.usecases.audit_trail import record_alone
 from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
@@ -80,6 +81,14 @@ class Service:
         except Exception:  # an exception while deciding means deny
             log.exception("policy evaluation failed")
             return Decision(False, "policy-error", texts.POLICY_ERROR, ())
+
+    def expire_due(self) -> int:
+        """Expire requests past their TTL (audited); front ends run this periodically. Returns how many."""
+        return len(decisions.expire_due(self.deps))
+
+    def alert(self, body: bytes) -> AlertsOutcome:
+        """An Alertmanager webhook body: incident posts suggesting the rollback command (raises BadAlert)."""
+        return alerts.receive(self.deps, body)
 
     def _model_of_request(self, command: c.Command) -> str | None:
         """Denied approvals are filed under the request's model, so `/model history MODEL` shows them."""

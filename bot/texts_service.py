@@ -296,6 +296,7 @@ SLACK_WORKING = "Working on it…"
 SLACK_BUSY = "modelbot has too much work queued right now, so nothing was done. Try again in a minute."
 SLACK_DEACTIVATED = "Deactivated Slack accounts cannot use modelbot; nothing was done."
 SLACK_CANNOT_VERIFY_USER = "Slack could not confirm who you are right now, so nothing was done. Try again in a moment."
+SLACK_MODAL_FAILED = 'Could not open the form; type the command again with --reason "what is wrong".'
 SLACK_STALE_BUTTON = "This button does not belong to a modelbot request any more; see `/model requests`."
 SLACK_APPROVE = "Approve"
 SLACK_REJECT = "Reject"
@@ -325,6 +326,10 @@ SLACK_NO_METADATA = "no registry metadata"
 SLACK_EMERGENCY = ":rotating_light: Emergency rollback: no second person needed."
 SLACK_UNAUTHORIZED = "missing or wrong bearer token"
 SLACK_BAD_ALERT_JSON = "the body is not an Alertmanager webhook payload (JSON with an `alerts` list)"
+
+
+def slack_modal_failed_reject(request_id: int) -> str:
+    return f"Could not open the form; reject with `/model reject {rid(request_id)} --reason TEXT` instead."
 
 
 def slack_card_title(req: ChangeRequest) -> str:
@@ -373,7 +378,7 @@ def slack_version_heading(version: int | None, target: bool) -> str:
 
 
 def slack_version_details(metrics: str, age: str, note: str) -> str:
-    lines = [part for part in (metrics, f"registered {age} ago" if age else "", f"_{note}_" if note else "") if part]
+    lines = [part for part in (metrics, f"{age} old" if age else "", f"_{note}_" if note else "") if part]
     return "\n".join(lines) or SLACK_NO_METADATA
 
 
@@ -387,7 +392,7 @@ def slack_age(seconds: float) -> str:
 
 
 def slack_card_context(signature_note: str, plan: str) -> str:
-    parts = [f"Signature: {signature_note}" if signature_note else "", f"Plan: {plan}" if plan else ""]
+    parts = [signature_note, f"Plan: {plan}" if plan else ""]
     return "  ·  ".join(p for p in parts if p) or "No plan recorded."
 
 

@@ -37,16 +37,25 @@ class Word:
     quoted: bool  # the word began with a quote: it is a value, never a flag
 
 
+def _is_forbidden(ch: str) -> bool:
+    """Control, format (bidi override, zero-width), surrogate and line/paragraph separator characters;
+    the zero-width joiner is allowed because emoji sequences use it."""
+    category = unicodedata.category(ch)
+    return category in ("Cc", "Cs", "Zl", "Zp") or (category == "Cf" and ch != "\u200d")
+
+
 def forbidden_character(text: str) -> int | None:
-    """Index of the first control, format (bidi override, zero-width), surrogate or line/paragraph
-    separator character; the zero-width joiner is allowed because emoji sequences use it."""
-    for index, ch in enumerate(text):
-        if ch == " ":
-            continue
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cs", "Zl", "Zp") or (category == "Cf" and ch != "\u200d"):
-            return index
-    return None
+    """Index of the first character a command may not contain, or None."""
+    return next((index for index, ch in enumerate(text) if _is_forbidden(ch)), None)
+
+
+def one_line(value: str) -> str:
+    """`value` without forbidden characters: line breaks and other controls become spaces, invisible
+    format characters are dropped (e.g. a multi-line reason typed into a Slack modal)."""
+    parts = [
+        (" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else "") if _is_forbidden(ch) else ch for ch in value
+    ]
+    return "".join(parts).strip()
 
 
 def split_words(text: str, usage: str) -> list[Word]:

@@ -19,8 +19,10 @@ from typing import Any
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
+from bot.core.errors import ModelbotError
 from bot.frontends.http import alerts
 from bot.frontends.http.health import not_ready
 from bot.frontends.http.metrics import Metrics
@@ -29,7 +31,6 @@ from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_en
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.workers import Workers
 from bot.texts_service import SLACK_UNAUTHORIZED
-from bot.usecases.decisions import expire_due
 from bot.wiring import Bot
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,15 @@ ALERT_TOKEN_ENV = "MODELBOT_ALERT_TOKEN"  # noqa: S105 - the variable's name, no
 THREADS = 48  # idle threads are cheap; 50 simultaneous commands should not queue behind each other
 QUIET_S = 0.01
 DRAIN_S = 60.0
-EXPIRY_EVERY_S = 15.0
+EXPIRY_EVERY_S = 15.0  # how often requests past their TTL are expired (and their cards updated)
 LOOP_TIMEOUT_S = 0.2
 IN_FLIGHT_GRACE_S = 5.0
 
 
 def serve(bot: Bot, host: str, port: int) -> int:
     """Run until SIGTERM or SIGINT; returns the exit status."""
+    for name in ("slack_sdk", "slack_bolt"):  # their DEBUG lines carry request headers and bodies: tokens, payloads
+        logging.getLogger(name).setLevel(max(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
     try:
         server = Server(
             bot, slack_env(os.environ), host=host, port=port, alert_token=os.environ.get(ALERT_TOKEN_ENV, "")
@@ -79,9 +82,11 @@ class Server:
         token_verification_enabled: bool = True,
         outbox_options: dict[str, Any] | None = None,
         threads: int = THREADS,
+        expiry_every_s: float = EXPIRY_EVERY_S,
     ) -> None:
         self.bot, self.env = bot, env
         self._host, self._port, self._threads = host, port, threads
+        self._expiry_every_s = expiry_every_s
         self._alert_token = alert_token
         if not alert_token:
             log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
@@ -112,14 +117,17 @@ class Server:
         return "Socket Mode" if self.env.socket_mode else "HTTP"
 
     def start(self) -> None:
-        self._http = create_server(
-            self.router(),
-            host=self._host,
-            port=self._port,
-            threads=self._threads,
-            ident="modelbot",
-            clear_untrusted_proxy_headers=True,
-        )
+        try:
+            self._http = create_server(
+                self.router(),
+                host=self._host,
+                port=self._port,
+                threads=self._threads,
+                ident="modelbot",
+                clear_untrusted_proxy_headers=True,
+            )
+        except OSError as exc:
+            raise ModelbotError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from None
         self.port = int(self._http.effective_port)
         self.outbox.start()
         self._spawn("http", self._run_http)
@@ -128,7 +136,11 @@ class Server:
             self._socket_mode = SocketModeHandler(
                 self.slack.app, app_token=self.env.app_token, web_client=WebClient(base_url=self.env.api_url)
             )
-            self._socket_mode.connect()  # type: ignore[no-untyped-call]
+            try:
+                self._socket_mode.connect()  # type: ignore[no-untyped-call]
+            except (SlackClientError, OSError) as exc:
+                self.stop(drain_s=0)
+                raise ModelbotError(f"Socket Mode: could not connect with SLACK_APP_TOKEN: {exc}") from None
 
     def stop(self, drain_s: float = DRAIN_S) -> None:
         """Graceful: stop taking requests, let running work finish, deliver what is due, stop the threads."""
@@ -184,7 +196,7 @@ class Server:
         if body is None:
             return Response.text(413, "body too large")
         try:
-            outcome = alerts.receive(self.bot.service.deps, body)
+            outcome = self.bot.service.alert(body)
         except alerts.BadAlert as exc:
             return Response.text(400, str(exc))
         self.outbox.wake()
@@ -216,9 +228,9 @@ class Server:
 
     def _sweep_expired(self) -> None:
         """Requests past their TTL become EXPIRED (and their cards say so) even when nobody types anything."""
-        while not self._stopping.wait(EXPIRY_EVERY_S):
+        while not self._stopping.wait(self._expiry_every_s):
             try:
-                if expire_due(self.bot.service.deps):
+                if self.bot.service.expire_due():
                     self.outbox.wake()
             except Exception:  # the database may be down for a moment; the next sweep tries again
                 log.warning("expiry sweep failed", exc_info=True)

@@ -53,10 +53,12 @@ def notify_card(uow: UnitOfWork, request: ChangeRequest, channel: str | None) ->
         uow.outbox.enqueue("card", channel, {"request_id": request.id, "state": request.state.value})
 
 
-def notify_incident(uow: UnitOfWork, deps: Deps, request: ChangeRequest | None, payload: dict[str, Any]) -> None:
-    """Queue an incident-channel post (per-model override first)."""
+def notify_incident(
+    uow: UnitOfWork, deps: Deps, request: ChangeRequest | None, payload: dict[str, Any], key: str | None = None
+) -> None:
+    """Queue an incident-channel post (per-model override first); `key` de-duplicates repeated notices."""
     model = request.model if request else str(payload.get("model", ""))
     model_settings = deps.settings.models.get(model)
     channel = (model_settings.incident_channel if model_settings else None) or deps.settings.slack.incident_channel
     if channel:
-        uow.outbox.enqueue("incident", channel, payload)
+        uow.outbox.enqueue("incident", channel, payload, key=key, at=deps.clock())

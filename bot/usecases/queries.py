@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+
 from bot import parsing
 from bot import texts_service as texts
 from bot.core import commands as c

@@ -52,7 +52,12 @@ def fake_stack(tmp_path: Path, db_url: str, fake_slack: FakeSlack) -> Iterator[S
 
 @pytest.fixture
 def devstack_stack(
-    tmp_path: Path, db_url: str, fake_slack: FakeSlack, fleet: Any, devstack_certs: DevCerts, demo_models: Path,
+    tmp_path: Path,
+    db_url: str,
+    fake_slack: FakeSlack,
+    fleet: Any,
+    devstack_certs: DevCerts,
+    demo_models: Path,
     tfs: Any,
 ) -> Iterator[Callable[..., Stack]]:
     """Factory: the bot on loopback driving 3 devstack replicas; `loaded` are the versions loaded at start."""
@@ -65,10 +70,12 @@ def devstack_stack(
             stubs = tfs(target)
             wait_until(lambda s=stubs: all(s.status().get(v) == "AVAILABLE" for v in loaded), 30, "initial load")
         base_path = str(demo_models)
-        initial = FleetConfig((ModelState(MODEL, base_path, policy=VersionPolicy.specific(loaded),
-                                          labels=(("stable", 3),)),))
-        stack = start_stack(tmp_path, db_url, fake_slack, dev=dev, certs=devstack_certs, base_path=base_path,
-                            initial=initial)
+        initial = FleetConfig(
+            (ModelState(MODEL, base_path, policy=VersionPolicy.specific(loaded), labels=(("stable", 3),)),)
+        )
+        stack = start_stack(
+            tmp_path, db_url, fake_slack, dev=dev, certs=devstack_certs, base_path=base_path, initial=initial
+        )
         started.append(stack)
         return stack
 

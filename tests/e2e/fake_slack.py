@@ -85,14 +85,29 @@ class FakeSlack:
     # --- what the test sets up
 
     def add_user(self, user_id: str, *, is_bot: bool = False, deleted: bool = False) -> None:
-        self.users[user_id] = {"id": user_id, "team_id": TEAM, "name": user_id.lower(), "deleted": deleted,
-                               "is_bot": is_bot, "is_admin": False, "profile": {}}
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": TEAM,
+            "name": user_id.lower(),
+            "deleted": deleted,
+            "is_bot": is_bot,
+            "is_admin": False,
+            "profile": {},
+        }
 
     def set_group(self, group_id: str, members: list[str]) -> None:
         self.groups[group_id] = list(members)
 
-    def fail_next(self, method: str, count: int = 1, *, status: int = 200, error: str | None = None,
-                  retry_after: int | None = None, channel: str | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        count: int = 1,
+        *,
+        status: int = 200,
+        error: str | None = None,
+        retry_after: int | None = None,
+        channel: str | None = None,
+    ) -> None:
         """The next `count` calls of `method` fail: HTTP `status` (500, 429...), a dropped connection (status=0),
         or HTTP 200 with ok:false `error`; with `channel`, only calls posting to that channel count."""
         with self._lock:
@@ -108,8 +123,11 @@ class FakeSlack:
         """Recorded calls of `method` (successful ones unless ok_only=False) whose body matches `where`."""
         with self._lock:
             calls = list(self.calls)
-        return [c for c in calls if c.method == method and (c.ok or not ok_only)
-                and all(c.body.get(k) == v for k, v in where.items())]
+        return [
+            c
+            for c in calls
+            if c.method == method and (c.ok or not ok_only) and all(c.body.get(k) == v for k, v in where.items())
+        ]
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0, **where: Any) -> list[Call]:
         """Poll until at least `count` successful calls of `method` matching `where` were made."""
@@ -150,16 +168,30 @@ class FakeSlack:
         return None
 
     def _auth_test(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://fake.slack.com/", "team": "Fake", "user": "modelbot", "team_id": TEAM,
-                "user_id": BOT_USER, "bot_id": "B0MODELBOT", "is_enterprise_install": False}
+        return {
+            "ok": True,
+            "url": "https://fake.slack.com/",
+            "team": "Fake",
+            "user": "modelbot",
+            "team_id": TEAM,
+            "user_id": BOT_USER,
+            "bot_id": "B0MODELBOT",
+            "is_enterprise_install": False,
+        }
 
     def _new_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
 
     def _chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(body.get("channel")), self._new_ts()
-        message = {"type": "message", "subtype": "bot_message", "text": body.get("text"), "ts": ts,
-                   "bot_id": "B0MODELBOT", "blocks": body.get("blocks") or []}
+        message = {
+            "type": "message",
+            "subtype": "bot_message",
+            "text": body.get("text"),
+            "ts": ts,
+            "bot_id": "B0MODELBOT",
+            "blocks": body.get("blocks") or [],
+        }
         with self._lock:
             self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}

@@ -33,13 +33,18 @@ class HttpResult:
         return json.loads(self.body)
 
 
-def http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None, method: str | None = None,
-         timeout: float = 10.0) -> HttpResult:
+def http(
+    url: str,
+    data: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    method: str | None = None,
+    timeout: float = 10.0,
+) -> HttpResult:
     """One HTTP request with urllib; 4xx/5xx are returned, not raised."""
     request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback test URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body, status, got = response.read().decode(), response.status, dict(response.headers)
     except urllib.error.HTTPError as error:
         body, status, got = error.read().decode(), error.code, dict(error.headers)
@@ -53,8 +58,9 @@ class SlackDriver:
         self._response_url = response_url  # callable giving a fresh hook URL on the fake
         self._triggers = itertools.count(1)
 
-    def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
-             content_type: str = FORM) -> HttpResult:
+    def post(
+        self, body: str, *, timestamp: int | None = None, signature: str | None = None, content_type: str = FORM
+    ) -> HttpResult:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         headers = {
             "Content-Type": content_type,
@@ -67,13 +73,23 @@ class SlackDriver:
     def trigger_id(self) -> str:
         return f"{next(self._triggers)}.1234.abcdef"
 
-    def slash_command_body(self, text: str, user_id: str, channel_id: str = "C0OPS",
-                           response_url: str | None = None) -> str:
+    def slash_command_body(
+        self, text: str, user_id: str, channel_id: str = "C0OPS", response_url: str | None = None
+    ) -> str:
         fields = {
-            "token": "deprecated", "team_id": TEAM, "team_domain": "fake", "channel_id": channel_id,
-            "channel_name": "ops", "user_id": user_id, "user_name": user_id.lower(), "command": "/model",
-            "text": text, "api_app_id": "A0MODELBOT", "is_enterprise_install": "false",
-            "response_url": response_url or self._response_url(), "trigger_id": self.trigger_id(),
+            "token": "deprecated",
+            "team_id": TEAM,
+            "team_domain": "fake",
+            "channel_id": channel_id,
+            "channel_name": "ops",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": "/model",
+            "text": text,
+            "api_app_id": "A0MODELBOT",
+            "is_enterprise_install": "false",
+            "response_url": response_url or self._response_url(),
+            "trigger_id": self.trigger_id(),
         }
         return urlencode(fields)
 
@@ -84,15 +100,26 @@ class SlackDriver:
         payload = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM},
-            "api_app_id": "A0MODELBOT", "token": "deprecated", "team": {"id": TEAM, "domain": "fake"},
-            "is_enterprise_install": False, "trigger_id": self.trigger_id(),
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id,
-                          "is_ephemeral": False},
+            "api_app_id": "A0MODELBOT",
+            "token": "deprecated",
+            "team": {"id": TEAM, "domain": "fake"},
+            "is_enterprise_install": False,
+            "trigger_id": self.trigger_id(),
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
             "channel": {"id": channel_id, "name": "ops"},
             "message": {"type": "message", "ts": message_ts, "bot_id": "B0MODELBOT"},
-            "state": {"values": {}}, "response_url": self._response_url(),
-            "actions": [{"type": "button", "action_id": action_id, "block_id": f"decide:{value}", "value": value,
-                         "text": {"type": "plain_text", "text": action_id}, "action_ts": str(time.time())}],
+            "state": {"values": {}},
+            "response_url": self._response_url(),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": f"decide:{value}",
+                    "value": value,
+                    "text": {"type": "plain_text", "text": action_id},
+                    "action_ts": str(time.time()),
+                }
+            ],
         }
         return urlencode({"payload": json.dumps(payload)})
 
@@ -102,11 +129,22 @@ class SlackDriver:
     def submit_view(self, callback_id: str, user_id: str, values: dict[str, str], private_metadata: str) -> HttpResult:
         state = {block: {block: {"type": "plain_text_input", "value": value}} for block, value in values.items()}
         payload = {
-            "type": "view_submission", "team": {"id": TEAM, "domain": "fake"},
+            "type": "view_submission",
+            "team": {"id": TEAM, "domain": "fake"},
             "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM},
-            "api_app_id": "A0MODELBOT", "token": "deprecated", "trigger_id": self.trigger_id(),
-            "view": {"id": "V1", "type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
-                     "hash": "h", "state": {"values": state}, "app_id": "A0MODELBOT", "bot_id": "B0MODELBOT"},
+            "api_app_id": "A0MODELBOT",
+            "token": "deprecated",
+            "trigger_id": self.trigger_id(),
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": callback_id,
+                "private_metadata": private_metadata,
+                "hash": "h",
+                "state": {"values": state},
+                "app_id": "A0MODELBOT",
+                "bot_id": "B0MODELBOT",
+            },
             "response_urls": [],
         }
         return self.post(urlencode({"payload": json.dumps(payload)}))

@@ -41,14 +41,25 @@ FAST_OUTBOX = {"poll_s": 0.05, "backoff_s": 0.05, "max_backoff_s": 0.5}
 def settings_for(tmp_path: Path, base_path: str, targets: tuple[str, ...], certs: DevCerts | None) -> Settings:
     tls: dict[str, Any] = {"ca_cert": str(tmp_path / "ca.pem")}
     if certs is not None:
-        tls = {"ca_cert": str(certs.ca), "client_cert": str(certs.bot_cert), "client_key": str(certs.bot_key),
-               "server_name": "tf-serving"}
+        tls = {
+            "ca_cert": str(certs.ca),
+            "client_cert": str(certs.bot_cert),
+            "client_key": str(certs.bot_key),
+            "server_name": "tf-serving",
+        }
     raw = {
         "slack": {"audit_channel": AUDIT, "incident_channel": INCIDENT},
-        "serving": {"targets": list(targets), "tls": tls, "model_config_file": str(tmp_path / "models.config"),
-                    "rpc_timeout_s": 5, "converge_timeout_s": 30, "status_poll_interval_s": 0.02},
-        "models": {MODEL: {"base_path": base_path, "routing": "labels", "keep_warm": 1,
-                           "incident_channel": FRAUD_INCIDENT}},
+        "serving": {
+            "targets": list(targets),
+            "tls": tls,
+            "model_config_file": str(tmp_path / "models.config"),
+            "rpc_timeout_s": 5,
+            "converge_timeout_s": 30,
+            "status_poll_interval_s": 0.02,
+        },
+        "models": {
+            MODEL: {"base_path": base_path, "routing": "labels", "keep_warm": 1, "incident_channel": FRAUD_INCIDENT}
+        },
     }
     return parse_settings(raw, tmp_path / "modelbot.yaml")
 
@@ -98,9 +109,16 @@ class Stack:
         return list(self.fake.messages[(card.response["channel"], card.response["ts"])]["blocks"])
 
 
-def start_stack(tmp_path: Path, db_url: str, fake: FakeSlack, dev: DevFleet | None = None,
-                certs: DevCerts | None = None, base_path: str = "/models/fraud_detector",
-                initial: FleetConfig | None = None, **server_options: Any) -> Stack:
+def start_stack(
+    tmp_path: Path,
+    db_url: str,
+    fake: FakeSlack,
+    dev: DevFleet | None = None,
+    certs: DevCerts | None = None,
+    base_path: str = "/models/fraud_detector",
+    initial: FleetConfig | None = None,
+    **server_options: Any,
+) -> Stack:
     """Start the bot (HTTP mode) against `fake`; with `dev` it drives that devstack fleet, else a FakeFleet."""
     for user in USERS:
         fake.add_user(user)
@@ -110,14 +128,22 @@ def start_stack(tmp_path: Path, db_url: str, fake: FakeSlack, dev: DevFleet | No
     return Stack(fake=fake, server=server, bot=server.bot, driver=driver, dev=dev)
 
 
-def start_server(tmp_path: Path, db_url: str, api_url: str, dev: DevFleet | None = None,
-                 certs: DevCerts | None = None, base_path: str = "/models/fraud_detector",
-                 initial: FleetConfig | None = None, **server_options: Any) -> Server:
+def start_server(
+    tmp_path: Path,
+    db_url: str,
+    api_url: str,
+    dev: DevFleet | None = None,
+    certs: DevCerts | None = None,
+    base_path: str = "/models/fraud_detector",
+    initial: FleetConfig | None = None,
+    **server_options: Any,
+) -> Server:
     """The bot as `modelbot serve` runs it, on 127.0.0.1 and a free port, using the Slack Web API at `api_url`."""
     targets = tuple(dev.targets) if dev else ("fake:1", "fake:2", "fake:3")
     settings = settings_for(tmp_path, base_path, targets, certs)
-    initial = initial or FleetConfig((ModelState(MODEL, base_path, policy=VersionPolicy.specific([2, 3]),
-                                                 labels=(("stable", 3),)),))
+    initial = initial or FleetConfig(
+        (ModelState(MODEL, base_path, policy=VersionPolicy.specific([2, 3]), labels=(("stable", 3),)),)
+    )
     fleet: Fleet | None = None
     catalog = None
     if dev is None:
@@ -126,7 +152,8 @@ def start_server(tmp_path: Path, db_url: str, api_url: str, dev: DevFleet | None
         fleet, catalog = fake_fleet, FakeCatalog()
     assert settings.serving.model_config_file is not None
     write_model_config_file(settings.serving.model_config_file, initial)
-    bot = build_bot(settings, demo_policy(), db_url, fleet=fleet, catalog=catalog)
+    clock = {"clock": server_options.pop("clock")} if "clock" in server_options else {}
+    bot = build_bot(settings, demo_policy(), db_url, fleet=fleet, catalog=catalog, **clock)
     env = SlackEnv(bot_token="xoxb-test", signing_secret=SECRET, app_token="", api_url=api_url)
     options = {"alert_token": ALERT_TOKEN, "outbox_options": FAST_OUTBOX, **server_options}
     server = Server(bot, env, host="127.0.0.1", port=0, **options)

@@ -20,9 +20,13 @@ def _alert(stack: Stack, payload: object, token: str | None = ALERT_TOKEN) -> Ht
 
 
 def _firing(model: str, fingerprint: str) -> dict[str, object]:
-    return {"status": "firing", "labels": {"alertname": "FraudFalsePositives", "model": model},
-            "annotations": {"summary": "false positives above 5% <!channel>"}, "startsAt": "2026-11-27T12:00:00Z",
-            "fingerprint": fingerprint}
+    return {
+        "status": "firing",
+        "labels": {"alertname": "FraudFalsePositives", "model": model},
+        "annotations": {"summary": "false positives above 5% <!channel>"},
+        "startsAt": "2026-11-27T12:00:00Z",
+        "fingerprint": fingerprint,
+    }
 
 
 def test_health_readiness_and_metrics(fake_stack: Stack) -> None:

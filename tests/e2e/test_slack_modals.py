@@ -48,8 +48,9 @@ def test_rollback_without_reason_opens_a_prefilled_modal(fake_stack: Stack) -> N
     assert view["callback_id"] == "rollback_reason"
     assert _inputs(view) == {"model": MODEL, "version": "2", "reason": None}
 
-    bad = driver.submit_view("rollback_reason", ALICE, {"model": MODEL, "version": "two", "reason": "x"},
-                             view["private_metadata"])
+    bad = driver.submit_view(
+        "rollback_reason", ALICE, {"model": MODEL, "version": "two", "reason": "x"}, view["private_metadata"]
+    )
     assert bad.status == 200 and "version" in bad.json()["errors"]
     values = {"model": MODEL, "version": "2", "reason": 'INC-481 "false" positives'}
     assert driver.submit_view("rollback_reason", ALICE, values, view["private_metadata"]).status == 200

@@ -44,12 +44,14 @@ def test_rate_limit_is_honoured(fake_stack: Stack) -> None:
     stack.fake.fail_next("chat.postMessage", 1, status=429, retry_after=1, channel=AUDIT)
     assert stack.driver.slash_command(ROLLBACK, ALICE).status == 200
     stack.settled(timeout=30)
-    attempts = [c for c in stack.fake.calls_to("chat.postMessage", ok_only=False, channel=AUDIT)][-2:]
+    attempts = stack.fake.calls_to("chat.postMessage", ok_only=False, channel=AUDIT)[-2:]
     assert [a.status for a in attempts] == [429, 200]
     assert attempts[1].at - attempts[0].at >= 1.0
 
 
-def test_permanent_error_is_given_up_without_blocking_others(fake_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+def test_permanent_error_is_given_up_without_blocking_others(
+    fake_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     """A card for a channel the bot is not in is given up after a few attempts (logged); audit posts carry on."""
     stack = fake_stack
     stack.fake.fail_next("chat.postMessage", 10, error="not_in_channel", channel=NOT_A_MEMBER)

@@ -33,7 +33,7 @@ def _texts(blocks: list[dict[str, Any]]) -> str:
 
 
 def test_rollback_through_slack_reaches_every_replica(devstack_stack: Callable[..., Stack], tfs: Any) -> None:
-    """alice's signed rollback posts a card; her own and carol's clicks are refused; bob's click rolls the fleet to v2."""
+    """alice's signed rollback posts a card; her and carol's clicks are refused; bob's click rolls the fleet to v2."""
     stack = devstack_stack(loaded=(3,), devstack_load_seconds=1.0)  # a cold rollback: v2 must load first
     fake, driver = stack.fake, stack.driver
 

@@ -39,3 +39,18 @@ def test_signed_request_from_five_minutes_ago_is_still_accepted(fake_stack: Stac
     reply = fake_stack.driver.slash_command("whoami", ALICE, timestamp=int(time.time()) - 290)
     assert reply.status == 200
     assert "U01ALICE" in fake_stack.fake.wait_for("hooks", 1)[0].body["text"]
+
+
+def test_deactivated_and_bot_accounts_cannot_act(fake_stack: Stack) -> None:
+    """users.info decides: a deactivated account is refused outright, a bot account may not approve."""
+    stack, fake = fake_stack, fake_stack.fake
+    fake.add_user("U05GONE", deleted=True)
+    fake.add_user("U06BOT", is_bot=True)
+    assert stack.driver.slash_command("whoami", "U05GONE").status == 200
+    assert "Deactivated" in fake.wait_for("hooks", 1)[0].body["text"]
+    assert stack.driver.slash_command(ROLLBACK, ALICE).status == 200
+    ts = stack.card(OPS).response["ts"]
+    assert stack.driver.click("approve", "1", "U06BOT", OPS, ts).status == 200
+    refusal = fake.wait_for("chat.postEphemeral", 1, user="U06BOT")[0].body["text"]
+    assert "bot" in refusal.lower(), refusal
+    assert stack.request(1).state.value == "PENDING"

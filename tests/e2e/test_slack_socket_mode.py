@@ -21,8 +21,16 @@ def test_socket_mode_dispatch_answers_a_command(tmp_path: Path, fake_slack: Fake
     env = SlackEnv(bot_token="xoxb-test", signing_secret="", app_token="xapp-1-test", api_url=fake_slack.api_url)
     frontend = build_app(harness.bot.service, env)
     try:
-        body = {"command": "/model", "text": "whoami", "user_id": ALICE, "channel_id": "C0OPS", "team_id": "T0FAKE",
-                "response_url": fake_slack.response_url(), "trigger_id": "1.2.3", "api_app_id": "A0MODELBOT"}
+        body = {
+            "command": "/model",
+            "text": "whoami",
+            "user_id": ALICE,
+            "channel_id": "C0OPS",
+            "team_id": "T0FAKE",
+            "response_url": fake_slack.response_url(),
+            "trigger_id": "1.2.3",
+            "api_app_id": "A0MODELBOT",
+        }
         response = frontend.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
         assert response.status == 200
         answer = fake_slack.wait_for("hooks", 1)[0].body

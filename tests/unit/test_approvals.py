@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -203,6 +204,24 @@ def test_start_execution_refuses_a_row_without_quorum() -> None:
         ap.start_execution(forged, forged.digest, T0)
 
 
+def test_start_execution_counts_each_non_requester_once() -> None:
+    """A row whose approvals repeat one person or include the requester does not reach quorum."""
+    req = _request(required_approvals=2)
+    repeated = replace(req, state=RequestState.APPROVED, approvals=(ap.Approval("U02BOB", T0),) * 2)
+    with pytest.raises(Conflict, match="lacks"):
+        ap.start_execution(repeated, req.digest, T0)
+    self_approved = replace(repeated, approvals=(ap.Approval("U02BOB", T0), ap.Approval(ALICE.user_id, T0)))
+    with pytest.raises(Conflict, match="lacks"):
+        ap.start_execution(self_approved, req.digest, T0)
+
+
+def test_start_execution_refuses_an_expired_approval() -> None:
+    """An approval that outlived its TTL is not executed, even if nobody stored the expiry yet."""
+    approved = ap.approve(_request(), BOB, ALLOW, T0)
+    with pytest.raises(Conflict, match="expired at"):
+        ap.start_execution(approved, approved.digest, T0 + TTL)
+
+
 def test_void_and_finish() -> None:
     """void closes unstarted requests only; finish records the outcome of an executing one only."""
     assert ap.void(_request(), "superseded").state is RequestState.VOID
@@ -221,38 +240,44 @@ ROLES = {"approver": ["approve", "reject"], "lead": ["approve"], "operator": ["r
 CLOSED_NEVER_RUN = frozenset({RequestState.REJECTED, RequestState.EXPIRED, RequestState.VOID})
 
 
+REQUEST_PARAMS = st.fixed_dictionaries(
+    {
+        "requester": st.sampled_from(USERS),
+        "required_approvals": st.integers(0, 3),
+        "approver_roles": st.frozensets(st.sampled_from(["approver", "lead", "viewer"]), min_size=1),
+        "emergency": st.booleans(),
+    }
+)
+
+
 class ApprovalMachine(RuleBasedStateMachine):
-    """Random users with random roles (some bots) approve, reject, expire, execute and void one request."""
+    """Random users with random roles (some bots) approve, reject, expire, execute and void requests;
+    a new request opens whenever the current one is closed."""
 
     @initialize(
         roles=st.lists(st.frozensets(st.sampled_from(sorted(ROLES))), min_size=len(USERS), max_size=len(USERS)),
         bots=st.frozensets(st.sampled_from(USERS), max_size=2),
-        requester=st.sampled_from(USERS),
-        required=st.integers(0, 3),
-        approver_roles=st.frozensets(st.sampled_from(["approver", "lead", "viewer"]), min_size=1),
-        emergency=st.booleans(),
+        params=REQUEST_PARAMS,
     )
-    def setup(
-        self,
-        roles: list[frozenset[str]],
-        bots: frozenset[str],
-        requester: str,
-        required: int,
-        approver_roles: frozenset[str],
-        emergency: bool,
-    ) -> None:
+    def setup(self, roles: list[frozenset[str]], bots: frozenset[str], params: dict[str, Any]) -> None:
         self.policy = Policy(
             roles={name: frozenset(actions) for name, actions in ROLES.items()},
             members=dict(zip(USERS, roles, strict=True)),
         )
         self.identities = {u: Identity(u, is_bot=u in bots) for u in USERS}
         self.now = T0
-        self.req = _request(
-            requester=requester, required_approvals=required, approver_roles=approver_roles, emergency=emergency
-        )
-        self.required = required
+        self._open(params)
+
+    def _open(self, params: dict[str, Any]) -> None:
+        self.req = _request(now=self.now, **params)
+        self.required = params["required_approvals"]
         self.states = [self.req.state]
         self.executions = 0
+
+    @precondition(lambda self: self.req.state.is_final)
+    @rule(params=REQUEST_PARAMS)
+    def open_next(self, params: dict[str, Any]) -> None:
+        self._open(params)
 
     def _rule(self) -> ApprovalRule:
         return ApprovalRule(self.req.required_approvals, self.req.approver_roles)
@@ -314,9 +339,10 @@ class ApprovalMachine(RuleBasedStateMachine):
         may = self.policy.decide(identity, "reject").allowed
         self._apply(ap.reject, identity, may, self.now, reason)
 
-    @rule(minutes=st.integers(0, 8))
-    def tick(self, minutes: int) -> None:
-        self.now += timedelta(minutes=minutes)
+    @rule(seconds=st.sampled_from([0, 1, 60, 29 * 60 + 59, 30 * 60]))
+    def tick(self, seconds: int) -> None:
+        """Time moves by amounts that land on both sides of the 30-minute TTL boundary."""
+        self.now += timedelta(seconds=seconds)
 
     @rule()
     def expire(self) -> None:
@@ -359,3 +385,4 @@ class ApprovalMachine(RuleBasedStateMachine):
 
 
 TestApprovalMachine = ApprovalMachine.TestCase
+TestApprovalMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)

@@ -10,7 +10,7 @@ from bot import texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
 from bot.parsing import VERB_SPECS, format_command, help_text, parse
-from bot.tokenising import quote_word, split_words
+from bot.tokenising import forbidden_character, one_line, quote_word, split_words
 
 MODELS = ("fraud_detector", "churn_model")
 U = texts.USAGE
@@ -269,6 +269,22 @@ COMMANDS = st.one_of(
 def test_round_trips_valid_commands(command: c.Command) -> None:
     """Any valid command, written out canonically, parses back to an equal command."""
     assert parse(format_command(command), MODELS) == command
+
+
+@given(st.sampled_from([c.Rollback, c.Promote]), st.text(max_size=500))
+def test_any_reason_formats_to_parseable_text(kind: type[c.Rollback | c.Promote], reason: str) -> None:
+    """A reason from outside the parser (a multi-line Slack modal field) still formats to text that parses,
+    folded to one line."""
+    parsed = parse(format_command(kind("fraud_detector", 2, reason=reason)), MODELS)
+    assert isinstance(parsed, kind)
+    assert parsed.reason == one_line(reason)
+    assert forbidden_character(parsed.reason) is None
+
+
+def test_multiline_reason_is_folded() -> None:
+    """Line breaks in a reason become spaces and invisible characters vanish when a command is formatted."""
+    text = format_command(c.Reject(7, "wrong model\nsee INC-9\u200b"))
+    assert text == 'reject R7 --reason "wrong model see INC-9"'
 
 
 @given(st.text(SAFE_TEXT, max_size=80))

@@ -43,11 +43,12 @@ TABLE = [
     ("U01ALICE", (), False, "rollback", True, "role:operator"),
     ("U01ALICE", (), False, "promote", True, "role:operator"),
     ("U01ALICE", (), False, "list", True, "role:viewer"),
-    ("U01ALICE", (), False, "approve", False, "deny-by-default"),
+    ("U01ALICE", (), False, "approve", True, "role:approver"),
     ("U01ALICE", (), False, "rollback_emergency", False, "deny-by-default"),
     ("U02BOB", (), False, "approve", True, "role:approver"),
     ("U02BOB", (), False, "reject", True, "role:approver"),
     ("U02BOB", (), False, "rollback", False, "deny-by-default"),
+    ("U02BOB", (), False, "promote", False, "deny-by-default"),
     ("U03CAROL", (), False, "list", False, "deny-by-default"),
     ("U03CAROL", (), False, "help", False, "deny-by-default"),
     ("U04DAVE", (), False, "rollback_emergency", True, "role:incident_commander"),
@@ -93,7 +94,8 @@ def test_group_membership_adds_roles(demo: Policy) -> None:
 def test_actions_of_matches_decide(demo: Policy) -> None:
     """actions_of lists exactly the actions decide allows, so help and whoami never over-promise."""
     alice = Identity("U01ALICE")
-    assert demo.actions_of(alice) == VIEW | {"promote", "rollback"}
+    assert demo.actions_of(alice) == VIEW | {"promote", "rollback", "approve", "reject"}
+    assert demo.actions_of(Identity("U02BOB")) == VIEW | {"approve", "reject"}
     assert demo.actions_of(Identity("U03CAROL")) == frozenset()
     bot = Identity("B0X", frozenset({"S0MLONCALL"}), is_bot=True)
     assert demo.actions_of(bot) == VIEW
@@ -101,7 +103,7 @@ def test_actions_of_matches_decide(demo: Policy) -> None:
 
 def test_who_can_lists_roles_then_people_then_groups(demo: Policy) -> None:
     """who_can gives the roles holding an action, then the members and groups holding those roles."""
-    assert demo.who_can("approve") == ("approver", "U02BOB", "U04DAVE", "S0MLONCALL")
+    assert demo.who_can("approve") == ("approver", "U01ALICE", "U02BOB", "U04DAVE", "S0MLONCALL")
     assert demo.who_can("rollback_emergency") == ("incident_commander", "U04DAVE")
 
 

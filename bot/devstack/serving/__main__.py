@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from bot.devstack.serving.flags import parse_flags
@@ -21,4 +22,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    # A reload that waits forever for a new model (as upstream's does) keeps a gRPC worker thread blocked;
+    # interpreter shutdown would join it and hang, so exit like a killed server process does.
+    os._exit(code)

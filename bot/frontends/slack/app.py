@@ -11,10 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
-from bot.core.errors import ConfigError
+from bot.core.errors import ConfigError, ModelbotError
 from bot.frontends.http.metrics import Metrics
 from bot.frontends.slack import buttons, commands
 from bot.frontends.slack.identity import Directory, policy_groups
@@ -96,14 +98,15 @@ def build_app(
     `token_verification_enabled` calls auth.test now (tests point SLACK_API_URL at a fake first).
     """
     client = client or web_client(env)
-    app = App(
-        client=client,
-        signing_secret=env.signing_secret,
-        token_verification_enabled=token_verification_enabled,
-        process_before_response=True,
-        ssl_check_enabled=True,
-        url_verification_enabled=True,
-    )
+    try:
+        app = App(
+            client=client,
+            signing_secret=env.signing_secret,
+            token_verification_enabled=token_verification_enabled,
+            process_before_response=True,
+        )
+    except (BoltError, SlackClientError, OSError) as exc:  # auth.test failed: bad token, or Slack unreachable
+        raise ModelbotError(f"Slack did not accept SLACK_BOT_TOKEN at {env.api_url} (auth.test): {exc}") from None
     directory = Directory(client, policy_groups(service.deps.policy.members))
     runtime = Runtime(
         service=service,

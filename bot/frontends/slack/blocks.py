@@ -7,7 +7,7 @@ buttons while PENDING only, live per-replica progress while EXECUTING, the per-r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     MarkdownTextObject,
+    PlainTextObject,
     SectionBlock,
 )
 
@@ -69,13 +70,14 @@ def render_card(card: CardView, now: datetime, progress: Sequence[ProgressEvent]
     body = body[: MAX_BLOCKS - 1]
     if req.state is RequestState.PENDING:
         body.append(_buttons(req))
-    fallback = clip(texts.slack_card_fallback(req), FALLBACK_CHARS)
+    fallback = clip(escape(texts.slack_card_fallback(req)), FALLBACK_CHARS)
     return Message(text=fallback, blocks=[block.to_dict() for block in body])
 
 
 def _state_line(req: ChangeRequest) -> str:
     decided_by = member(req.decided_by) if req.decided_by else ""
-    return texts.slack_card_state(req, date(req.expires_at), decided_by, escape(req.decision_reason))
+    shown = replace(req, model=escape(req.model))  # model names come from config, but mrkdwn stays inert anyway
+    return texts.slack_card_state(shown, date(req.expires_at), decided_by, escape(req.decision_reason))
 
 
 def _section(markdown: str) -> SectionBlock:
@@ -192,7 +194,7 @@ def _buttons(req: ChangeRequest) -> ActionsBlock:
     value = str(req.id)
     confirm = ConfirmObject(
         title=texts.SLACK_CONFIRM_TITLE,
-        text=clip(texts.slack_card_title(req), 300),
+        text=PlainTextObject(text=clip(texts.slack_card_title(req), 300)),
         confirm=texts.SLACK_APPROVE,
         deny=texts.SLACK_CONFIRM_DENY,
     )

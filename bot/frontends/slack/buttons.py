@@ -16,7 +16,7 @@ from bot import texts_service as texts
 from bot.core import commands as c
 from bot.frontends.slack import modals
 from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION
-from bot.frontends.slack.runtime import Runtime, Say, ephemeral
+from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
 
 REQUEST_VALUE = re.compile(r"[0-9]{1,18}")
 
@@ -43,7 +43,8 @@ def register(app: App, rt: Runtime) -> None:
             rt.tell(ephemeral(client, channel, user_id), texts.SLACK_STALE_BUTTON)
             return
         # The trigger_id is valid for 3 s and once: open the modal now, on this thread.
-        client.views_open(trigger_id=body["trigger_id"], view=modals.reject_view(request_id, channel))
+        if not open_view(client, str(body["trigger_id"]), modals.reject_view(request_id, channel)):
+            rt.tell(ephemeral(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
 
     @app.view(modals.REJECT_CALLBACK)
     def on_reject_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -70,7 +71,7 @@ def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Rejec
         user_id, channel, label, say, lambda ctx: rt.service.handle(ctx, command), request_id=command.request_id
     )
     if reply is not None and not reply.ok:
-        say(reply.text)
+        say_safely(say, reply.text)
 
 
 def _clicker(body: Mapping[str, Any]) -> tuple[str, str]:

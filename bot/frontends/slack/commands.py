@@ -6,6 +6,7 @@ instead; its submission creates the request. The approval card itself is posted 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -19,7 +20,7 @@ from bot.core import commands as c
 from bot.core.errors import UsageError
 from bot.core.policy import MUTATING_ACTIONS
 from bot.frontends.slack import modals
-from bot.frontends.slack.runtime import Runtime, Say, ephemeral, responder, verb_label
+from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, responder, say_safely, verb_label
 
 COMMAND = command_texts.COMMAND
 
@@ -27,23 +28,31 @@ COMMAND = command_texts.COMMAND
 def register(app: App, rt: Runtime) -> None:
     @app.command(COMMAND)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        # With process_before_response the 200 goes out when this listener returns: deciding what to ack
+        # after opening the modal or queueing the work still answers Slack at once, without a Web API call.
         text = str(command.get("text") or "")
         label = verb_label(text)
-        modal = _reason_modal(text, command, rt)
+        parsed = _parsed(rt, text)
+        modal = _reason_modal(parsed, command)
         if modal is not None:
-            ack()
-            client.views_open(trigger_id=command["trigger_id"], view=modal)
+            if open_view(client, str(command["trigger_id"]), modal):
+                ack()
+            else:
+                ack(response_type="ephemeral", text=texts.SLACK_MODAL_FAILED)
             return
         say = responder(respond)
-        # With process_before_response the 200 goes out when this listener returns, so acking after the
-        # submit still answers Slack at once, and can say "busy" without a Web API call.
-        if not rt.submit(label, say, run_text, rt, str(command["user_id"]), command.get("channel_id"), text, say):
+        typed = Typed(str(command["user_id"]), command.get("channel_id"), text, parsed)
+        if not rt.submit(label, say, run_text, rt, typed, say):
             ack(response_type="ephemeral", text=texts.SLACK_BUSY)
         elif label in MUTATING_ACTIONS:
             ack(response_type="ephemeral", text=texts.SLACK_WORKING)
         else:
             ack()
 
+    _register_rollback_modal(app, rt)
+
+
+def _register_rollback_modal(app: App, rt: Runtime) -> None:
     @app.view(modals.ROLLBACK_CALLBACK)
     def on_rollback_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         version, reason = modals.submitted(view, modals.VERSION), modals.submitted(view, modals.REASON)
@@ -64,26 +73,36 @@ def register(app: App, rt: Runtime) -> None:
         url = str(meta.get("response_url") or "")
         say = responder(WebhookClient(url).send) if url else ephemeral(client, channel, user_id)
         text = parsing.format_command(command)  # parsed again by the service: the model is checked there
-        if not rt.submit("rollback", say, run_text, rt, user_id, channel or None, text, say):
+        if not rt.submit("rollback", say, run_text, rt, Typed(user_id, channel or None, text, command), say):
             rt.tell(say, texts.SLACK_BUSY)
 
 
-def run_text(rt: Runtime, user_id: str, channel: str | None, text: str, say: Say) -> None:
-    """Run one `/model` text as `user_id` and show the reply to them (the card, if any, comes from the outbox)."""
-    target = _parsed(rt, text)
+@dataclass(frozen=True)
+class Typed:
+    """One `/model` text from a signed payload; `parsed` is None when it does not parse (the service says why)."""
+
+    user_id: str
+    channel: str | None
+    text: str
+    parsed: c.Command | None
+
+
+def run_text(rt: Runtime, typed: Typed, say: Say) -> None:
+    """Run the text as its user and show them the reply (the card, if any, comes from the outbox)."""
+    target = typed.parsed  # says whose card shows live progress
     request_id = target.request_id if isinstance(target, c.Approve | c.Reject) else None
     model = target.model if target is not None else None
     reply = rt.act(
-        user_id,
-        channel,
-        verb_label(text),
+        typed.user_id,
+        typed.channel,
+        verb_label(typed.text),
         say,
-        lambda ctx: rt.service.handle_text(ctx, text),
+        lambda ctx: rt.service.handle_text(ctx, typed.text),
         request_id=request_id,
         model=model,
     )
     if reply is not None:
-        say(reply.text)
+        say_safely(say, reply.text)
 
 
 def _parsed(rt: Runtime, text: str) -> c.Command | None:
@@ -93,9 +112,8 @@ def _parsed(rt: Runtime, text: str) -> c.Command | None:
         return None  # the service parses again and explains the mistake
 
 
-def _reason_modal(text: str, command: dict[str, Any], rt: Runtime) -> dict[str, Any] | None:
+def _reason_modal(parsed: c.Command | None, command: dict[str, Any]) -> dict[str, Any] | None:
     """The rollback modal when the text is a rollback without a reason (and not a dry run), else None."""
-    parsed = _parsed(rt, text)
     if not isinstance(parsed, c.Rollback) or parsed.reason or parsed.dry_run or "trigger_id" not in command:
         return None
     return modals.rollback_view(

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import texts_service as texts
-from bot.core.errors import ModelbotError
+from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.core.policy import MEMBER_ID
 from bot.frontends.slack.blocks import Message, render_card
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
@@ -89,7 +89,6 @@ class Delivery:
     def _card(self, message: OutboxMessage, now: datetime) -> Sent:
         request_id = int(message.payload["request_id"])
         card = self._service.card(request_id)  # NotFound is a ModelbotError: permanent
-        assert isinstance(card, CardView)
         rendered = render_card(card, now)
         with self._service.deps.db.uow(readonly=True) as uow:
             location = uow.requests.get_card(request_id)
@@ -145,7 +144,7 @@ def classify(exc: BaseException) -> Failure:
         if status == 429 or error in RATE_LIMITED:
             return Failure(error, permanent=False, retry_after_s=_retry_after(exc.response.headers))
         return Failure(error, permanent=not (status >= 500 or error in PASSING_ERRORS))
-    if isinstance(exc, SlackClientError | OSError | http.client.HTTPException):
+    if isinstance(exc, SlackClientError | OSError | http.client.HTTPException | StoreUnavailable):
         return Failure(type(exc).__name__, permanent=False)
     if isinstance(exc, ModelbotError):
         return Failure(str(exc), permanent=True)

@@ -54,7 +54,8 @@ class Directory:
         self._groups_ttl_s = groups_ttl_s
         self._users_ttl_s = users_ttl_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the account cache
+        self._groups_lock = threading.Lock()  # one group refresh at a time; others wait for its result
         self._groups: tuple[float, Mapping[str, frozenset[str]]] = (float("-inf"), {})
         self._accounts: dict[str, tuple[float, Account]] = {}
 
@@ -86,7 +87,7 @@ class Directory:
         """Members of each user group the policy lists (refreshed at most every TTL)."""
         if not self._policy_groups:
             return {}
-        with self._lock:  # one refresh at a time; the others wait for its result instead of calling Slack too
+        with self._groups_lock:
             until, groups = self._groups
             if until > self._clock():
                 return groups

@@ -19,7 +19,6 @@ from slack_sdk import WebClient
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.blocks import render_card
 from bot.service import Service
-from bot.usecases.cards import CardView
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 0.5
@@ -76,7 +75,6 @@ class LiveCard:
                 return  # the outbox has not posted the card yet
             request_id, channel, ts = location
             card = self._service.card(request_id)
-            assert isinstance(card, CardView)
             message = render_card(card, datetime.now(UTC), events)
             self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
             self.pushes += 1

@@ -6,8 +6,10 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import texts_service as texts
 from bot.core import commands as c
@@ -55,7 +57,7 @@ class Runtime:
             identity = self.directory.identity(user_id)
         except UserRefused as exc:
             self.metrics.command(label, "refused")
-            say(str(exc))
+            say_safely(say, str(exc))
             return None
         progress: Callable[[ProgressEvent], None] = LiveCard(
             self.progress_client, self.service, request_id=request_id, model=model
@@ -77,7 +79,7 @@ class Runtime:
                 ref = secrets.token_hex(4)
                 log.exception("Slack %s failed [ref %s]", label, ref)
                 self.metrics.command(label, "crashed")
-                _quietly(say, texts.internal_error(ref))
+                say_safely(say, texts.internal_error(ref))
 
         if self.workers.submit(guarded):
             return True
@@ -86,7 +88,7 @@ class Runtime:
 
     def tell(self, say: Say, text: str) -> None:
         """Tell the user something short, off the ack path (a Slack call must not delay the 200)."""
-        self.workers.notice(_quietly, say, text)
+        self.workers.notice(say_safely, say, text)
 
 
 def responder(respond: Callable[..., object]) -> Say:
@@ -107,6 +109,16 @@ def ephemeral(client: WebClient, channel: str, user_id: str) -> Say:
     return say
 
 
+def open_view(client: WebClient, trigger_id: str, view: dict[str, Any]) -> bool:
+    """views.open now (a trigger_id lives 3 s and works once); False, logged, when Slack refuses or is unreachable."""
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except (SlackClientError, OSError) as exc:
+        log.warning("views.open failed: %s", exc.response.get("error") if isinstance(exc, SlackApiError) else exc)
+        return False
+    return True
+
+
 def chat_text(text: str) -> str:
     """Service text as a Slack message: inert (no mentions or links from user input) and within limits."""
     return clip(escape(text), REPLY_CHARS)
@@ -119,7 +131,8 @@ def verb_label(text: str) -> str:
     return verb if verb in c.VERBS else "invalid"
 
 
-def _quietly(say: Say, text: str) -> None:
+def say_safely(say: Say, text: str) -> None:
+    """Say `text`; if Slack cannot be reached (or the response_url expired) log it and carry on."""
     try:
         say(text)
     except Exception as exc:  # the user is gone or Slack is down: nothing more to do than log it

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class Workers:
         self._notices = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slack-notice")
         self._max_pending = max_pending
         self._pending = 0
+        self._queued: set[Future[None]] = set()
         self._idle = threading.Condition()
         self._closed = False
 
@@ -42,10 +43,13 @@ class Workers:
                 return False
             self._pending += 1
         try:
-            self._pool.submit(self._run, fn, args)
+            future = self._pool.submit(self._run, fn, args)
         except RuntimeError:  # the pool was shut down between our check and the submit
             self._done()
             return False
+        with self._idle:
+            self._queued.add(future)
+        future.add_done_callback(self._forget)
         return True
 
     def notice(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -61,14 +65,19 @@ class Workers:
             return self._pending
 
     def drain(self, timeout_s: float) -> bool:
-        """Refuse new work and wait up to `timeout_s` for running work (rollouts) to finish; True if all did."""
+        """Refuse new work and wait up to `timeout_s` for queued and running work (rollouts) to finish;
+        then drop what has not started. True if everything finished."""
         deadline = time.monotonic() + timeout_s
         with self._idle:
             self._closed = True
             while self._pending and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
             finished = self._pending == 0
-        self._pool.shutdown(wait=finished, cancel_futures=True)
+            queued = list(self._queued)
+        for future in queued:
+            if future.cancel():  # never started: it will not run, so it no longer counts
+                self._done()
+        self._pool.shutdown(wait=False)
         self._notices.shutdown(wait=True)
         return finished
 
@@ -83,6 +92,10 @@ class Workers:
             log.exception("background Slack task failed")
         finally:
             self._done()
+
+    def _forget(self, future: Future[None]) -> None:
+        with self._idle:
+            self._queued.discard(future)
 
     def _done(self) -> None:
         with self._idle:
