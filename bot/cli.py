@@ -78,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from bot.frontends.server import serve
+    from bot.frontends.slack.app import slack_env
     from bot.wiring import build_bot
+
+    slack_env(os.environ)  # missing Slack secrets fail first, before touching the database or the fleet
 
     logging.getLogger().setLevel(os.environ.get("MODELBOT_LOG_LEVEL", "INFO"))
     return serve(build_bot(), host=args.host, port=args.port)

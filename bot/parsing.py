@@ -9,9 +9,9 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot import texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
+from bot.texts import commands as texts
 from bot.tokenising import Word, forbidden_character, one_line, quote_word, split_words
 
 MAX_TEXT_LENGTH = 2000

@@ -11,10 +11,10 @@ import secrets
 from collections.abc import Callable
 
 from bot import parsing
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
 from bot.core.policy import Decision
+from bot.texts import replies as texts
 from bot.usecases import alerts, changes, decisions, queries
 from bot.usecases.alerts import AlertsOutcome
 from bot.usecases.audit_trail import record_alone

@@ -14,8 +14,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot import texts
 from bot.core.errors import UsageError
+from bot.texts import commands as texts
 
 # A quote opened by the key closes at any of its value (clients often mismatch smart quotes).
 _CLOSERS: Mapping[str, str] = {

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.fleet import ProgressEvent
 from bot.core.policy import Identity
 from bot.service import Service
+from bot.texts import replies as texts
 from bot.usecases.context import Context
 
 PROMPT = "modelbot> "

@@ -30,7 +30,7 @@ from bot.frontends.http.router import Environ, Response, Router, StartResponse, 
 from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.workers import Workers
-from bot.texts_service import SLACK_UNAUTHORIZED
+from bot.texts.slack import SLACK_UNAUTHORIZED
 from bot.wiring import Bot
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import parsing
-from bot import texts as command_texts
-from bot import texts_service as texts
 from bot.core import commands as c
+from bot.texts import commands as command_texts
+from bot.texts import slack as slack_texts
 from bot.usecases.audit_trail import notify_incident, record
 from bot.usecases.context import Deps
 from bot.usecases.state import model_state
@@ -53,10 +53,10 @@ def _alerts(body: bytes) -> list[Mapping[str, Any]]:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise BadAlert(texts.SLACK_BAD_ALERT_JSON) from None
+        raise BadAlert(slack_texts.SLACK_BAD_ALERT_JSON) from None
     alerts = payload.get("alerts") if isinstance(payload, Mapping) else None
     if not isinstance(alerts, list) or not all(isinstance(a, Mapping) for a in alerts):
-        raise BadAlert(texts.SLACK_BAD_ALERT_JSON)
+        raise BadAlert(slack_texts.SLACK_BAD_ALERT_JSON)
     return alerts
 
 
@@ -65,7 +65,7 @@ def suggested_rollback(deps: Deps, model: str, alertname: str) -> str | None:
     history = model_state(deps, model).stable_history
     if not history:
         return None
-    command = c.Rollback(model, history[0], reason=texts.slack_alert_reason(alertname))
+    command = c.Rollback(model, history[0], reason=slack_texts.slack_alert_reason(alertname))
     return f"{command_texts.COMMAND} {parsing.format_command(command)}"
 
 
@@ -83,7 +83,7 @@ def _queue(deps: Deps, model: str, alert: Mapping[str, Any], labels: Mapping[str
         "model": model,
         "alertname": alertname,
         "suggested": command,
-        "text": texts.slack_alert_incident(alertname, model, summary, command),
+        "text": slack_texts.slack_alert_incident(alertname, model, summary, command),
     }
     with deps.db.uow() as uow:
         record(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import texts_service as texts
 from bot.core import approvals
 from bot.core import commands as c
 from bot.core.approvals import ChangeRequest, RequestState
@@ -13,6 +12,7 @@ from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.core.signatures import compatibility_problems
+from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot import texts_service as texts
 from bot.core import approvals
 from bot.core import commands as c
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.core.policy import ApprovalRule
 from bot.store.unit_of_work import UnitOfWork
+from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.execution import execute

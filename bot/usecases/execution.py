@@ -6,7 +6,6 @@ import logging
 import time
 from datetime import timedelta
 
-from bot import texts_service as texts
 from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.desired import FleetConfig
@@ -14,6 +13,7 @@ from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.store.unit_of_work import UnitOfWork
+from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.state import fleet_config, model_state

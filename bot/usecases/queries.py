@@ -5,10 +5,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from bot import parsing
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import Routing
+from bot.texts import replies as texts
 from bot.usecases.cards import version_metadata
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from bot.devstack.certs import DevCerts
 from tests.service_harness import ALICE, BOB, make_harness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,10 +108,34 @@ def test_register_then_versions_shows_the_metrics(tmp_path: Path) -> None:
     assert modelbot("audit", "verify", env=env).returncode == 0
 
 
-def test_console_reads_commands_from_a_pipe(tmp_path: Path) -> None:
+def _config_with_certs(tmp_path: Path, certs: DevCerts) -> Path:
+    """The demo modelbot.yaml, pointing at certificates that exist (a fresh clone has no .devstack/)."""
+    config = yaml.safe_load((REPO / "modelbot.yaml").read_text())
+    config["serving"]["tls"].update(
+        ca_cert=str(certs.ca), client_cert=str(certs.bot_cert), client_key=str(certs.bot_key)
+    )
+    path = tmp_path / "modelbot.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_console_refuses_to_start_without_fleet_certificates(tmp_path: Path) -> None:
+    """Missing client certificates are a clear configuration error naming the file, not a traceback."""
+    config = yaml.safe_load((REPO / "modelbot.yaml").read_text())
+    config["serving"]["tls"]["ca_cert"] = str(tmp_path / "nowhere" / "ca.pem")
+    (tmp_path / "modelbot.yaml").write_text(yaml.safe_dump(config))
+    env = {
+        "MODELBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "MODELBOT_CONFIG": str(tmp_path / "modelbot.yaml"),
+    }
+    result = modelbot("console", env=env)
+    assert result.returncode == 1 and "ca.pem" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_reads_commands_from_a_pipe(tmp_path: Path, devstack_certs: DevCerts) -> None:
     """`modelbot console` answers each piped line on stdout; a bad command gets usage, not a traceback."""
     url = _db_with_history(tmp_path)
-    env = {"MODELBOT_DATABASE_URL": url, "MODELBOT_CONFIG": str(REPO / "modelbot.yaml")}
+    env = {"MODELBOT_DATABASE_URL": url, "MODELBOT_CONFIG": str(_config_with_certs(tmp_path, devstack_certs))}
     result = subprocess.run(
         [sys.executable, "-m", "bot", "console", "--as", "U02BOB"],
         input="/model history\n/model frobnicate\n",

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
 from bot.parsing import VERB_SPECS, format_command, help_text, parse
+from bot.texts import commands as texts
 from bot.tokenising import forbidden_character, one_line, quote_word, split_words
 
 MODELS = ("fraud_detector", "churn_model")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from bot.core.approvals import Approval, ChangeRequest, RequestState
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.blocks import MAX_BLOCKS, render_card
+from bot.frontends.slack.commands import slack_unescape
 from bot.frontends.slack.mrkdwn import clip, escape
 from bot.usecases.cards import CardView
 
@@ -148,3 +149,8 @@ def test_approvals_so_far_are_listed() -> None:
     """A partly approved request lists who approved so far."""
     req = _request(required_approvals=2, approvals=(Approval("U04DAVE", NOW),))
     assert "Approved by <@U04DAVE>" in _all_text(render_card(_card(req), NOW).blocks)
+
+
+def test_slash_command_text_is_unescaped() -> None:
+    """Slack's &amp; &lt; &gt; escapes are undone before parsing, so reasons are stored as typed."""
+    assert slack_unescape("rollback m 2 --reason &quot;A&amp;B &lt;x&gt;") == "rollback m 2 --reason &quot;A&B <x>"

@@ -23,10 +23,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot import texts_service as texts
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
+from bot.texts import slack as texts
 from bot.usecases.cards import CardView
 
 MAX_BLOCKS = 50  # per message; slack_sdk does not check this one

@@ -12,11 +12,11 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.frontends.slack import modals
 from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION
 from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
+from bot.texts import slack as texts
 
 REQUEST_VALUE = re.compile(r"[0-9]{1,18}")
 

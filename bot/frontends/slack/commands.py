@@ -14,13 +14,13 @@ from slack_sdk import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from bot import parsing
-from bot import texts as command_texts
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.errors import UsageError
 from bot.core.policy import MUTATING_ACTIONS
 from bot.frontends.slack import modals
 from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, responder, say_safely, verb_label
+from bot.texts import commands as command_texts
+from bot.texts import slack as texts
 
 COMMAND = command_texts.COMMAND
 
@@ -30,7 +30,7 @@ def register(app: App, rt: Runtime) -> None:
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         # With process_before_response the 200 goes out when this listener returns: deciding what to ack
         # after opening the modal or queueing the work still answers Slack at once, without a Web API call.
-        text = str(command.get("text") or "")
+        text = slack_unescape(str(command.get("text") or ""))
         label = verb_label(text)
         parsed = _parsed(rt, text)
         modal = _reason_modal(parsed, command)
@@ -103,6 +103,11 @@ def run_text(rt: Runtime, typed: Typed, say: Say) -> None:
     )
     if reply is not None:
         say_safely(say, reply.text)
+
+
+def slack_unescape(text: str) -> str:
+    """Slack escapes &, < and > in slash-command text; a reason typed as `A&B` must be stored as `A&B`."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _parsed(rt: Runtime, text: str) -> c.Command | None:

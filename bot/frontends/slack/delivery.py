@@ -16,13 +16,13 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import texts_service as texts
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.core.policy import MEMBER_ID
 from bot.frontends.slack.blocks import Message, render_card
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
+from bot.texts import slack as texts
 from bot.usecases.cards import CardView
 
 POST_CHARS = 3900

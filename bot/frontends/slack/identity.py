@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import texts_service as texts
 from bot.core.errors import ModelbotError
 from bot.core.policy import Identity
+from bot.texts import slack as texts
 
 log = logging.getLogger(__name__)
 GROUPS_TTL_S = 60.0

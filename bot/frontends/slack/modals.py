@@ -13,7 +13,7 @@ from typing import Any
 from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
 from slack_sdk.models.views import View
 
-from bot import texts_service as texts
+from bot.texts import slack as texts
 
 REJECT_CALLBACK = "reject_reason"
 ROLLBACK_CALLBACK = "rollback_reason"

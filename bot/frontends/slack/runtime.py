@@ -11,7 +11,6 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import texts_service as texts
 from bot.core import commands as c
 from bot.core.fleet import ProgressEvent
 from bot.frontends.http.metrics import Metrics
@@ -20,6 +19,7 @@ from bot.frontends.slack.mrkdwn import clip, escape
 from bot.frontends.slack.progress import LiveCard
 from bot.frontends.slack.workers import Workers
 from bot.service import Service
+from bot.texts import replies
 from bot.usecases.context import Context, Reply
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Runtime:
                 ref = secrets.token_hex(4)
                 log.exception("Slack %s failed [ref %s]", label, ref)
                 self.metrics.command(label, "crashed")
-                say_safely(say, texts.internal_error(ref))
+                say_safely(say, replies.internal_error(ref))
 
         if self.workers.submit(guarded):
             return True
