@@ -8,16 +8,6 @@ from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.commands import format_request_id as rid
 from bot.core.fleet import ProgressEvent
 
-STORE_DOWN = "The audit database is unreachable, so nothing was changed. Try again in a moment."
-POLICY_ERROR = "the permission check failed, so the request is denied"
-FLEET_BUSY = (
-    "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
-)
-ROLLOUT_CRASHED = "the rollout stopped on an internal error; check `/model status` (details are in the bot's log)"
-INTERRUPTED = "the bot restarted while this rollout was running; check `/model status` for what each replica serves"
-SIGNATURE_NO_CURRENT = "no version is served yet, so there is no signature to compare with"
-
-
 # --- slack
 # Words of the Slack front end (bot/frontends/slack, bot/frontends/server.py). Values that reach these
 # functions from users (reasons, notes) are already escaped for mrkdwn by the caller.
