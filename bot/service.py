@@ -83,8 +83,11 @@ class Service:
             return Decision(False, "policy-error", texts.POLICY_ERROR, ())
 
     def expire_due(self) -> int:
-        """Expire requests past their TTL (audited); front ends run this periodically. Returns how many."""
-        return len(decisions.expire_due(self.deps))
+        """Periodic housekeeping: expire requests past their TTL (audited), and end rollouts whose process died
+        (once its fleet lease has lapsed). Returns how many requests expired."""
+        expired = len(decisions.expire_due(self.deps))
+        recover_interrupted(self.deps)
+        return expired
 
     def alert(self, body: bytes) -> AlertsOutcome:
         """An Alertmanager webhook body: incident posts suggesting the rollback command (raises BadAlert)."""

@@ -19,10 +19,19 @@ CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide agai
 
 
 def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
+    if _waiting_for_fleet(deps, ctx, cmd.request_id):
+        return execute(deps, ctx, cmd.request_id)  # approved earlier while another rollout held the fleet
     decided = _decide(deps, ctx, cmd.request_id, "approve", _approve_step(deps, ctx))
     if decided.state is RequestState.APPROVED:
         return execute(deps, ctx, decided.id)
     return Reply(texts.approval_recorded(decided), public=True, request_id=decided.id)
+
+
+def _waiting_for_fleet(deps: Deps, ctx: Context, request_id: int) -> bool:
+    """An APPROVED request is only left un-executed when the fleet lock was busy; another approver may retry it."""
+    with deps.db.uow(readonly=True) as uow:
+        req = uow.requests.get(request_id)
+    return req is not None and req.state is RequestState.APPROVED and req.requester != ctx.actor.user_id
 
 
 def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,37 @@ def test_history_and_whoami(h: Harness) -> None:
     assert "operator" in h.say(ALICE, "whoami").text
     helptext = h.say(BOB, "help").text
     assert "/model approve" in helptext and "/model rollback" not in helptext
+
+
+def test_approved_request_waiting_for_the_fleet_can_be_retried(h: Harness) -> None:
+    """If another rollout holds the fleet lock, the approval is kept and a later approve executes it."""
+    h.bot.service.deps.lock_wait_s = 0.0
+    with h.bot.db.uow() as uow:
+        assert uow.fleet_lock.acquire("someone-else", h.clock(), timedelta(minutes=5))
+        uow.commit()
+    h.say(ALICE, ROLLBACK)
+    busy = h.say(BOB, "approve R1")
+    assert not busy.ok and "Another rollout" in busy.text
+    assert _request(h, 1).state is RequestState.APPROVED and h.fleet.rollouts == 0
+    h.clock.advance(minutes=6)  # the other holder's lease lapses
+    assert not h.say(ALICE, "approve R1").ok  # the requester still cannot push her own change through
+    done = h.say(BOB, "approve R1")
+    assert done.ok and "SUCCEEDED" in done.text, done.text
+    assert h.fleet.rollouts == 1
+
+
+def test_rollout_of_a_dead_process_is_closed_as_failed(h: Harness) -> None:
+    """A request left EXECUTING by a crashed process ends FAILED (never re-run) once its lease lapses."""
+    h.say(ALICE, ROLLBACK)
+    with h.bot.db.uow() as uow:
+        req = uow.requests.get_for_update(1)
+        uow.requests.save(replace(req, state=RequestState.EXECUTING), req.version)
+        assert uow.fleet_lock.acquire("crashed-host:123", h.clock(), timedelta(minutes=12))
+        uow.commit()
+    h.bot.service.expire_due()
+    assert _request(h, 1).state is RequestState.EXECUTING  # the lease is still held: it may be running
+    h.clock.advance(minutes=13)
+    h.bot.service.expire_due()
+    assert _request(h, 1).state is RequestState.FAILED
+    assert ("modelbot", "execute", "interrupted") in _audit(h)
+    assert h.fleet.rollouts == 0
