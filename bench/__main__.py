@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import footprint, rollout_latency, slack_ack
+from bench import footprint, rollout_latency, service_overhead, slack_ack
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 GOAL_FLOOR_RATIO_AT_10 = 1.3
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ack = slack_ack.run(log=lambda s: print(s, file=sys.stderr))
     rows = rollout_latency.run(counts, args.warm_runs, args.cold_runs, log=lambda s: print(s, file=sys.stderr))
     footprint_rows = footprint.run()
+    service = service_overhead.run()
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "emulator_knobs": rollout_latency.KNOBS,
@@ -38,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         "goals": goals(rows),
         "footprint": footprint_rows,
         "slack_ack": ack,
+        "service_overhead": service,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(table(rows, footprint_rows, results["goals"]))
+    print(f"\nthrough the service (SQLite, request -> approve -> verified)\n  {service['row']}")
     print("\nslack ack latency, 50 concurrent signed /model commands (goal p99 < 100 ms)")
     print(f"  {ack['row']}\n  {ack['back_to_back']['row']}")
     print(f"\nwrote {args.output}")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.desired import FleetConfig
 from bot.core.errors import Conflict, ModelbotError, NotFound
-from bot.core.fleet import Outcome, ReplicaResult, RolloutResult
+from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
-from bot.usecases.state import fleet_config, model_state
+from bot.usecases.state import model_state
 
 log = logging.getLogger(__name__)
 LOCK_POLL_S = 0.2
@@ -29,20 +30,29 @@ def live_digest(deps: Deps, req: ChangeRequest, uow: UnitOfWork) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one claiming transaction hands the rollout: the request, its operation row, the whole config."""
+
+    request: ChangeRequest
+    operation_id: int
+    base: FleetConfig
+
+
 def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
     """Claim the request (APPROVED -> EXECUTING, one winner), run the rollout, record the outcome."""
-    claimed = _claim(deps, ctx, request_id)
+    claim = _claim(deps, ctx, request_id)
+    claimed = claim.request
     if claimed.state is RequestState.VOID:
         return Reply(texts.request_void(claimed), ok=False, public=True, request_id=claimed.id)
-    op_id = _start_operation(deps, claimed)
     try:
-        result = _run(deps, ctx, claimed)
+        result = _run(deps, ctx, claim)
     except ModelbotError as exc:
         result = _failed(str(exc))
     except Exception:  # the outcome must be recorded whatever happened; details go to the log only
         log.exception("rollout of R%s crashed", claimed.id)
         result = _failed(texts.ROLLOUT_CRASHED)
-    finished = _finish(deps, ctx, claimed, op_id, result)
+    finished = _finish(deps, ctx, claimed, claim.operation_id, result)
     return Reply(
         texts.rollout_finished(finished, result),
         ok=result.outcome is Outcome.SUCCEEDED,
@@ -52,7 +62,8 @@ def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
     )
 
 
-def _claim(deps: Deps, ctx: Context, request_id: int) -> ChangeRequest:
+def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
+    """One transaction: lock the fleet, CAS the request to EXECUTING (or VOID), open the operation row."""
     deadline = time.monotonic() + deps.lock_wait_s
     while True:
         with deps.db.uow() as uow:
@@ -62,42 +73,43 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> ChangeRequest:
             if req.state is not RequestState.APPROVED:
                 raise Conflict(texts.already_decided(req))
             if uow.fleet_lock.acquire(deps.holder, deps.clock(), _lock_ttl(deps)):
-                claimed = approvals.start_execution(req, live_digest(deps, req, uow), deps.clock())
-                stored = uow.requests.save(claimed, req.version)  # CAS: a second claimer gets Conflict
-                record(
-                    uow,
-                    deps,
-                    ctx,
-                    "execute",
-                    stored.state.value.lower(),
-                    request=stored,
-                    why=stored.decision_reason if stored.state is RequestState.VOID else "",
-                )
-                if stored.state is RequestState.VOID:
-                    uow.fleet_lock.release(deps.holder)
-                card = uow.requests.get_card(stored.id)
-                notify_card(uow, stored, card[0] if card else None)
+                claim = _claim_locked(deps, ctx, uow, req)
                 uow.commit()
-                return stored
+                return claim
         if time.monotonic() > deadline:
             raise Conflict(texts.FLEET_BUSY)
         time.sleep(LOCK_POLL_S)
+
+
+def _claim_locked(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> Claim:
+    claimed = approvals.start_execution(req, live_digest(deps, req, uow), deps.clock())
+    stored = uow.requests.save(claimed, req.version)  # CAS: a second claimer gets Conflict
+    void = stored.state is RequestState.VOID
+    record(
+        uow,
+        deps,
+        ctx,
+        "execute",
+        stored.state.value.lower(),
+        request=stored,
+        why=stored.decision_reason if void else "",
+    )
+    card = uow.requests.get_card(stored.id)
+    notify_card(uow, stored, card[0] if card else None)
+    if void:
+        uow.fleet_lock.release(deps.holder)
+        return Claim(stored, 0, FleetConfig())
+    op_id = uow.operations.start(stored.id, stored.model, deps.clock())
+    return Claim(stored, op_id, uow.desired.load() or FleetConfig())
 
 
 def _lock_ttl(deps: Deps) -> timedelta:
     return timedelta(seconds=2 * deps.settings.serving.converge_timeout_s + 120)
 
 
-def _start_operation(deps: Deps, req: ChangeRequest) -> int:
-    with deps.db.uow() as uow:
-        op_id = uow.operations.start(req.id, req.model, deps.clock())
-        uow.commit()
-        return op_id
-
-
-def _plan(deps: Deps, req: ChangeRequest) -> RolloutPlan:
+def _plan(deps: Deps, req: ChangeRequest, base: FleetConfig) -> RolloutPlan:
     settings = deps.settings.models[req.model]
-    state = model_state(deps, req.model)
+    state = base.model(req.model) or model_state(deps, req.model)
     # Only a non-`specific` policy (adopted at bootstrap) needs the fleet's loaded versions to plan;
     # skipping the status round keeps a warm rollback at one reload round plus one verification round.
     loaded: set[int] = set()
@@ -107,19 +119,19 @@ def _plan(deps: Deps, req: ChangeRequest) -> RolloutPlan:
     return plan_rollout(state, spec, loaded)
 
 
-def _run(deps: Deps, ctx: Context, req: ChangeRequest) -> RolloutResult:
-    plan = _plan(deps, req)
+def _run(deps: Deps, ctx: Context, claim: Claim) -> RolloutResult:
+    plan = _plan(deps, claim.request, claim.base)
 
     def persist(config: FleetConfig) -> None:
         with deps.db.uow() as uow:
             uow.desired.save(config)
             uow.commit()
 
-    def progress(event):  # type: ignore[no-untyped-def]
+    def progress(event: ProgressEvent) -> None:
         if ctx.progress is not None:
             ctx.progress(event)
 
-    return deps.fleet.rollout(plan, fleet_config(deps), persist, progress)
+    return deps.fleet.rollout(plan, claim.base, persist, progress)
 
 
 def _failed(message: str) -> RolloutResult:
