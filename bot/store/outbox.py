@@ -80,11 +80,13 @@ class OutboxRepository:
             "next_attempt_at": NEW_MESSAGE_DUE,
             "attempts": 0,
         }
+        if key is None:  # nothing unique to collide with: no savepoint round trips on the hot path
+            return self._tx.insert_id(insert(outbox).values(**values))
         try:
             with self._tx.savepoint():
                 message_id = self._tx.insert_id(insert(outbox).values(**values))
         except sa_exc.IntegrityError:
-            existing = self._id_for_key(key) if key is not None else None
+            existing = self._id_for_key(key)
             if existing is None:
                 raise
             return existing
