@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bot.core import approvals
 from bot.core import commands as c
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.approvals import RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus
@@ -140,4 +140,4 @@ def _change(
     return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
 
 
-__all__ = ["ChangeRequest", "promote", "propose", "rollback"]
+__all__ = ["promote", "propose", "rollback"]

@@ -9,7 +9,6 @@ from bot.core.errors import NotFound, ServingError
 from bot.core.rollout import Routing
 from bot.serving.config_proto import read_model_config_file
 from bot.store.unit_of_work import UnitOfWork
-from bot.usecases.audit_trail import record
 from bot.usecases.context import Deps
 
 log = logging.getLogger(__name__)
@@ -83,4 +82,4 @@ def _discover(deps: Deps) -> tuple[FleetConfig, str]:
     return FleetConfig(models=tuple(models)), "fleet"
 
 
-__all__ = ["bootstrap", "fleet_config", "model_state", "record"]
+__all__ = ["bootstrap", "fleet_config", "model_state"]

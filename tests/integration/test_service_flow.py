@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.core.approvals import RequestState
+from bot.serving.config_proto import write_model_config_file
 from bot.store import audit_export
-from tests.service_harness import ALICE, BOB, CAROL, DAVE, Harness, make_harness
+from tests.service_harness import ALICE, BOB, CAROL, DAVE, Harness, demo_settings, initial_config, make_harness
 
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
 
@@ -196,3 +197,27 @@ def test_rollout_of_a_dead_process_is_closed_as_failed(h: Harness) -> None:
     assert _request(h, 1).state is RequestState.FAILED
     assert ("modelbot", "execute", "interrupted") in _audit(h)
     assert h.fleet.rollouts == 0
+
+
+def test_bootstrap_adopts_what_is_served_and_sends_nothing(h: Harness) -> None:
+    """On first start the bot adopts the fleet's state (stable=3, v3 loaded) into the database without a reload."""
+    assert len(h.fleet.sent) == 1  # only the harness's own initial config: the bot sent nothing
+    with h.bot.db.uow(readonly=True) as uow:
+        state = uow.desired.get("fraud_detector")
+    assert state is not None and state.label("stable") == 3 and state.policy.versions == (3,)
+    assert ("modelbot", "bootstrap", "adopted") in _audit(h)
+
+
+def test_bootstrap_prefers_the_model_config_file(tmp_path: Path, db_url: str) -> None:
+    """With serving.model_config_file present, its content (what the fleet was started with) is adopted."""
+    settings = demo_settings(tmp_path)
+    base = settings.models["fraud_detector"].base_path
+    write_model_config_file(settings.serving.model_config_file, initial_config(base, versions=(1, 2), stable=1))
+    h = make_harness(tmp_path, db_url)
+    try:
+        with h.bot.db.uow(readonly=True) as uow:
+            state = uow.desired.get("fraud_detector")
+        assert state.label("stable") == 1 and state.policy.versions == (1, 2)
+        assert len(h.fleet.sent) == 1
+    finally:
+        h.bot.close()
