@@ -62,7 +62,8 @@ class FakeFleet:
     down: set[str] = field(default_factory=set)
     sent: list[FleetConfig] = field(default_factory=list)
     rollouts: int = 0
-    on_rollout: Callable[[], None] | None = None
+    on_rollout: Callable[[], None] | None = None  # called as a rollout starts
+    after_rollout: Callable[[], None] | None = None  # called once every replica is switched
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -132,6 +133,8 @@ class FakeFleet:
             for r in self.names
         )
         outcome = Outcome.SUCCEEDED if len(up) == len(self.names) else (Outcome.PARTIAL if up else Outcome.FAILED)
+        if self.after_rollout:
+            self.after_rollout()
         return RolloutResult(outcome, results, "", tuple(phases), time.monotonic() - started)
 
     def ping(self) -> None:
@@ -139,3 +142,26 @@ class FakeFleet:
 
     def close(self) -> None:
         return None
+
+
+@dataclass
+class FlakyDatabase:
+    """Wraps a real Database; while `down` is true every new unit of work fails like an unreachable server."""
+
+    real: Any
+    down: bool = False
+    refused: int = 0
+    heal_after: int | None = None  # come back after this many refused attempts
+
+    def uow(self, *, readonly: bool = False) -> Any:
+        if self.down:
+            self.refused += 1
+            if self.heal_after is not None and self.refused >= self.heal_after:
+                self.down = False
+            from bot.core.errors import StoreUnavailable  # noqa: PLC0415 - keeps the fake's import list short
+
+            raise StoreUnavailable("database at 127.0.0.1:5432 is unreachable (connection refused)")
+        return self.real.uow(readonly=readonly)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)

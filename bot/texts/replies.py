@@ -165,6 +165,14 @@ def rollout_finished(req: ChangeRequest, result: RolloutResult) -> str:
     return "\n".join(lines)
 
 
+def outcome_unrecorded(req: ChangeRequest, result: RolloutResult) -> str:
+    return (
+        f"{rollout_finished(req, result)}\n"
+        f"WARNING: the audit database is unreachable, so this outcome is not recorded yet; {rid(req.id)} stays"
+        " EXECUTING until the bot closes it. Check `/model status` before acting again."
+    )
+
+
 def incident_payload(req: ChangeRequest, result: RolloutResult) -> dict[str, Any]:
     return {
         "request_id": req.id,

@@ -46,4 +46,5 @@ class Deps:
     clock: Callable[[], datetime]
     holder: str  # this process's name in the fleet lock
     lock_wait_s: float = 30.0
+    finish_retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # tests set () to fail fast
     extra: dict[str, object] = field(default_factory=dict)

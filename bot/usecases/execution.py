@@ -10,7 +10,7 @@ from datetime import timedelta
 from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.desired import FleetConfig
-from bot.core.errors import Conflict, ModelbotError, NotFound
+from bot.core.errors import Conflict, ModelbotError, NotFound, StoreUnavailable
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.store.unit_of_work import UnitOfWork
@@ -52,7 +52,12 @@ def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
     except Exception:  # the outcome must be recorded whatever happened; details go to the log only
         log.exception("rollout of R%s crashed", claimed.id)
         result = _failed(texts.ROLLOUT_CRASHED)
-    finished = _finish(deps, ctx, claimed, claim.operation_id, result)
+    try:
+        finished = _finish_with_retries(deps, ctx, claimed, claim.operation_id, result)
+    except StoreUnavailable:
+        # The fleet changed (or not) regardless: say what it does now, never "nothing was changed".
+        log.exception("R%s: outcome %s could not be recorded", claimed.id, result.outcome.value)
+        return Reply(texts.outcome_unrecorded(claimed, result), ok=False, public=True, request_id=claimed.id)
     return Reply(
         texts.rollout_finished(finished, result),
         ok=result.outcome is Outcome.SUCCEEDED,
@@ -136,6 +141,20 @@ def _run(deps: Deps, ctx: Context, claim: Claim) -> RolloutResult:
 
 def _failed(message: str) -> RolloutResult:
     return RolloutResult(Outcome.FAILED, (ReplicaResult("", False, "preflight", message),), message)
+
+
+def _finish_with_retries(
+    deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: RolloutResult
+) -> ChangeRequest:
+    """The outcome must reach the audit trail: ride out a short database outage before giving up."""
+    for delay in (*deps.finish_retry_delays_s, None):
+        try:
+            return _finish(deps, ctx, req, op_id, result)
+        except StoreUnavailable:
+            if delay is None:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _finish(deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: RolloutResult) -> ChangeRequest:

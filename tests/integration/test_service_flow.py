@@ -11,6 +11,7 @@ import pytest
 from bot.core.approvals import RequestState
 from bot.serving.config_proto import write_model_config_file
 from bot.store import audit_export
+from tests.fakes import FlakyDatabase
 from tests.service_harness import ALICE, BOB, CAROL, DAVE, Harness, demo_settings, initial_config, make_harness
 
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
@@ -221,3 +222,42 @@ def test_bootstrap_prefers_the_model_config_file(tmp_path: Path, db_url: str) ->
         assert len(h.fleet.sent) == 1
     finally:
         h.bot.close()
+
+
+def test_short_database_outage_after_the_rollout_is_ridden_out(h: Harness) -> None:
+    """If the database blips while replicas switch, the outcome is still recorded once it is back."""
+    flaky = FlakyDatabase(h.bot.db, heal_after=2)
+    h.bot.service.deps.db = flaky
+    h.bot.service.deps.finish_retry_delays_s = (0.0, 0.0, 0.0)
+    h.fleet.after_rollout = lambda: setattr(flaky, "down", True)
+    h.say(ALICE, ROLLBACK)
+    reply = h.say(BOB, "approve R1")
+    assert reply.ok and "SUCCEEDED" in reply.text, reply.text
+    assert _request(h, 1).state is RequestState.SUCCEEDED
+
+
+def test_long_database_outage_after_the_rollout_is_reported_truthfully(h: Harness) -> None:
+    """If the outcome cannot be recorded, the reply says what the fleet serves, never 'nothing was changed'."""
+    flaky = FlakyDatabase(h.bot.db)
+    h.bot.service.deps.db = flaky
+    h.bot.service.deps.finish_retry_delays_s = (0.0,)
+    h.fleet.after_rollout = lambda: setattr(flaky, "down", True)
+    h.say(ALICE, ROLLBACK)
+    reply = h.say(BOB, "approve R1")
+    assert not reply.ok
+    assert "SUCCEEDED" in reply.text and "not recorded" in reply.text
+    assert "nothing was changed" not in reply.text.lower()
+    flaky.down = False
+    assert _request(h, 1).state is RequestState.EXECUTING  # closed later by housekeeping, never re-run
+
+
+def test_database_outage_before_the_first_reload_changes_nothing(h: Harness) -> None:
+    """Configs are persisted before they are sent, so with the database gone no replica is touched."""
+    flaky = FlakyDatabase(h.bot.db)
+    h.bot.service.deps.db = flaky
+    h.bot.service.deps.finish_retry_delays_s = ()
+    h.fleet.on_rollout = lambda: setattr(flaky, "down", True)
+    h.say(ALICE, ROLLBACK)
+    reply = h.say(BOB, "approve R1")
+    assert not reply.ok and "not switched" in reply.text
+    assert len(h.fleet.sent) == 1  # still only the initial config
