@@ -144,9 +144,10 @@ def already_decided(req: ChangeRequest) -> str:
 
 
 def progress_line(event: ProgressEvent) -> str:
-    where = event.replica or "fleet"
+    if not event.replica:  # a fleet-wide milestone, e.g. the final verdict
+        return f"  [{event.phase}] {event.state}" + (f" {event.detail}" if event.detail else "")
     detail = f" {event.detail}" if event.detail else ""
-    return f"  [{event.phase} {event.done}/{event.total}] {where}: {event.state}{detail}"
+    return f"  [{event.phase} {event.done}/{event.total}] {event.replica}: {event.state}{detail}"
 
 
 def rollout_finished(req: ChangeRequest, result: RolloutResult) -> str:
