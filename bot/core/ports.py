@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from bot.core.desired import FleetConfig, ModelState
+from bot.core.desired import FleetConfig
 from bot.core.fleet import ProgressEvent, ReplicaStatus, RolloutResult
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
@@ -67,8 +67,3 @@ class VersionCatalog(Protocol):
     def metadata(self, base_path: str, version: int) -> Mapping[str, Any]:
         """base_path/<version>/metadata.json if present, else {}."""
         ...
-
-
-def model_state_for(config: FleetConfig, name: str) -> ModelState | None:
-    """Convenience used by adapters and the service alike."""
-    return config.model(name)

@@ -6,8 +6,6 @@ emulator replicas over mTLS (`dev=`) or the in-memory FakeFleet; `Stack` holds e
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from bot.frontends.slack.app import SlackEnv
 from bot.serving.config_proto import write_model_config_file
 from bot.settings import Settings, parse_settings
 from bot.wiring import Bot, build_bot
+from tests.devstack_support import wait_until
 from tests.e2e.fake_slack import Call, FakeSlack
 from tests.e2e.slack_driver import SlackDriver, http
 from tests.fakes import FakeCatalog, FakeFleet
@@ -164,14 +163,3 @@ def start_server(
 def stop_stack(stack: Stack) -> None:
     stack.server.stop(drain_s=10)
     stack.bot.close()
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from tests.devstack_support import wait_until
 from tests.e2e.slack_driver import HttpResult
-from tests.e2e.stack import ALICE, BOB, DAVE, OPS, ROLLBACK, Stack, wait_until
+from tests.e2e.stack import ALICE, BOB, DAVE, OPS, ROLLBACK, Stack
 
 RELOADED = "Finished reloading config"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.devstack_support import wait_until
 from tests.e2e.fake_slack import FakeSlack
-from tests.e2e.stack import ALICE, OPS, ROLLBACK, start_stack, stop_stack, wait_until
+from tests.e2e.stack import ALICE, OPS, ROLLBACK, start_stack, stop_stack
 from tests.service_harness import Clock
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs
 
-from tests.e2e.stack import ALICE, BOB, MODEL, OPS, ROLLBACK, Stack, wait_until
+from tests.devstack_support import wait_until
+from tests.e2e.stack import ALICE, BOB, MODEL, OPS, ROLLBACK, Stack
 
 
 def _inputs(view: dict[str, object]) -> dict[str, object]:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.stack import ALICE, AUDIT, BOB, OPS, ROLLBACK, Stack, wait_until
+from tests.devstack_support import wait_until
+from tests.e2e.stack import ALICE, AUDIT, BOB, OPS, ROLLBACK, Stack
 
 NOT_A_MEMBER = "C0NOTIN"
 

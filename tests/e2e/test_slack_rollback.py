@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.devstack_support import spec
+from tests.devstack_support import spec, wait_until
 from tests.e2e.stack import (
     ALICE,
     AUDIT,
@@ -16,7 +16,6 @@ from tests.e2e.stack import (
     OPS,
     ROLLBACK,
     Stack,
-    wait_until,
 )
 
 
