@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import footprint, rollout_latency, service_overhead, slack_ack
+from bench import endpoint_abuse, footprint, rollout_latency, service_overhead, slack_ack
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 GOAL_FLOOR_RATIO_AT_10 = 1.3
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     # The ack benchmark runs first, on a quiet machine: after the 50-replica rollouts, dozens of exiting
     # emulator processes would still be competing for the 2 cores.
     ack = slack_ack.run(log=lambda s: print(s, file=sys.stderr))
+    abuse = endpoint_abuse.run(log=lambda s: print(s, file=sys.stderr))  # also wants a quiet machine (peak RSS)
     rows = rollout_latency.run(counts, args.warm_runs, args.cold_runs, log=lambda s: print(s, file=sys.stderr))
     footprint_rows = footprint.run()
     service = service_overhead.run()
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": goals(rows),
         "footprint": footprint_rows,
         "slack_ack": ack,
+        "endpoint_abuse": abuse,
         "service_overhead": service,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nthrough the service (SQLite, request -> approve -> verified)\n  {service['row']}")
     print("\nslack ack latency, 50 concurrent signed /model commands (goal p99 < 100 ms)")
     print(f"  {ack['row']}\n  {ack['back_to_back']['row']}")
+    print(f"\nPOST /slack/events abused: {abuse['requests']} forged requests ({abuse['big_bodies']} of 10 MB)")
+    print("\n".join(f"  {row}" for row in abuse["rows"]))
     print(f"\nwrote {args.output}")
     return 0
 

@@ -9,15 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import logfilter
 from bot.core.errors import ConfigError, ModelbotError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _setup_logging()
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -30,6 +29,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _setup_logging() -> None:
+    """Log to stderr; identical warnings and errors are rate-limited (bot/logfilter.py), so an outage
+    writes one line per kind of failure every 30 s instead of one per attempt."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(
+        level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logfilter.install(
+        [h for h in root.handlers if h not in before]
+    )  # only ours: not handlers a host (pytest) installed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate modelbot.yaml and permissions.yaml")
     p.add_argument("--online", action="store_true", help="also reach every replica of the fleet")
+    p.add_argument("--schema", action="store_true", help="print a JSON Schema of modelbot.yaml (for editors) and exit")
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser("db", help="database schema")
@@ -107,9 +120,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bot.checks import check_config
+    from bot.checks import check_config, print_schema
 
-    return check_config(online=args.online)
+    return print_schema() if args.schema else check_config(online=args.online)
 
 
 def _db(args: argparse.Namespace) -> int:

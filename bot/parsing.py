@@ -76,7 +76,7 @@ def format_command(command: c.Command) -> str:
     reason = one_line(getattr(command, "reason", ""))
     if isinstance(command, c.Help) and command.verb:
         words.append(command.verb)
-    elif isinstance(command, c.Versions | c.Status):
+    elif isinstance(command, c.Versions | c.Status | c.Resync):
         words.append(quote_word(command.model_name))
     elif isinstance(command, c.Promote | c.Rollback):
         words += [quote_word(command.model_name), str(command.version)]
@@ -226,9 +226,21 @@ def _version(word: Word, spec: VerbSpec) -> int:
 
 def _request_id(word: Word, spec: VerbSpec) -> int:
     match = _REQUEST_ID.fullmatch(word.text)
-    if match is None or not 0 < int(match.group(1)) <= MAX_NUMBER:
+    if match is None or not int(match.group(1)):
         raise _error(texts.bad_request_id(word.text), spec)
+    if len(match.group(1).lstrip("0")) > 19 or int(match.group(1)) > MAX_NUMBER:
+        raise _error(texts.request_id_too_large(word.text), spec)
     return int(match.group(1))
+
+
+def request_id_value(value: object) -> int | None:
+    """The request id a Slack button value or modal metadata carries ("7" or 7), or None when it is not
+    one a request can have (1 to MAX_NUMBER): such a value must be refused before it reaches the store."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value) and len(value.lstrip("0")) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_NUMBER:
+        return value
+    return None
 
 
 def _reason(flags: Mapping[str, str], spec: VerbSpec) -> str:
@@ -275,7 +287,7 @@ def _no_arguments(command: type[c.Command]) -> _Builder:
     return build
 
 
-def _model_only(command: type[c.Versions | c.Status]) -> _Builder:
+def _model_only(command: type[c.Versions | c.Status | c.Resync]) -> _Builder:
     def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
         (model,) = _expect(spec, args, flags, "MODEL")
         return command(model_name=_model(model, known, spec))
@@ -335,4 +347,5 @@ _BUILDERS: Mapping[str, _Builder] = {
     "requests": _no_arguments(c.Requests),
     "history": _history,
     "whoami": _no_arguments(c.Whoami),
+    "resync": _model_only(c.Resync),
 }

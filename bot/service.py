@@ -15,12 +15,12 @@ from bot.core import commands as c
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
 from bot.core.policy import Decision
 from bot.texts import replies as texts
-from bot.usecases import alerts, changes, decisions, queries
+from bot.usecases import alerts, changes, decisions, drift, queries
 from bot.usecases.alerts import AlertsOutcome
 from bot.usecases.audit_trail import record_alone
 from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
-from bot.usecases.execution import recover_interrupted
+from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import bootstrap
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Rollback: changes.rollback,  # type: ignore[dict-item]
     c.Approve: decisions.approve,  # type: ignore[dict-item]
     c.Reject: decisions.reject,  # type: ignore[dict-item]
+    c.Resync: drift.resync,  # type: ignore[dict-item]
 }
 
 
@@ -83,11 +84,21 @@ class Service:
             return Decision(False, "policy-error", texts.POLICY_ERROR, ())
 
     def expire_due(self) -> int:
-        """Periodic housekeeping: expire requests past their TTL (audited), and end rollouts whose process died
-        (once its fleet lease has lapsed). Returns how many requests expired."""
+        """Periodic housekeeping: expire requests past their TTL (audited), and recover rollouts whose process
+        died (once its fleet lease has lapsed). Returns how many requests expired."""
         expired = len(decisions.expire_due(self.deps))
-        recover_interrupted(self.deps)
+        self.recover()
         return expired
+
+    def recover(self) -> list[int]:
+        """Recover the rollouts of processes whose fleet lease lapsed (read the fleet, finish or restore,
+        record); cheap when there is none. Returns the ids of the requests it closed."""
+        return recover_interrupted(self.deps)
+
+    def check_drift(self) -> int:
+        """Compare every replica with the desired state; open/close drift episodes (posted once each with a
+        Re-sync button). Returns how many models are drifted now."""
+        return len(drift.check_drift(self.deps))
 
     def alert(self, body: bytes) -> AlertsOutcome:
         """An Alertmanager webhook body: incident posts suggesting the rollback command (raises BadAlert)."""

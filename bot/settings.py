@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
+from bot.config_schema import ModelbotFile, ModelSection, read_yaml, schema_problems
 from bot.core.errors import ConfigError
 from bot.core.rollout import Routing
 
@@ -34,6 +36,27 @@ class ServingSettings:
     rpc_timeout_s: float = 10.0
     converge_timeout_s: float = 300.0
     status_poll_interval_s: float = 0.05
+    drift_check_interval_s: float = 60.0  # serve compares every replica with the desired state this often
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    """A model's golden request (DESIGN §4); accepted and validated, not used yet."""
+
+    request: Path
+    expect: Path
+    tolerance: float = 1e-4
+
+
+@dataclass(frozen=True)
+class AutoRollback:
+    """Roll back on these alerts without a human (DESIGN §2); accepted and validated, not used yet."""
+
+    on_alerts: tuple[str, ...]
+    to: str = "last_known_good"
+    min_firing: timedelta = timedelta(0)
+    cooldown: timedelta = timedelta(minutes=15)
+    max_per_hour: int = 1
 
 
 @dataclass(frozen=True)
@@ -44,12 +67,16 @@ class ModelSettings:
     keep_warm: int = 1
     incident_channel: str | None = None
     label: str = "stable"  # the label a rollback moves (routing: labels)
+    approval_channel: str | None = None  # DESIGN §2; not used yet
+    smoke_test: SmokeTest | None = None
+    auto_rollback: AutoRollback | None = None
 
 
 @dataclass(frozen=True)
 class SlackChannels:
     audit_channel: str | None = None
     incident_channel: str | None = None
+    approval_channel: str | None = None  # DESIGN §2; not used yet
 
 
 @dataclass(frozen=True)
@@ -63,114 +90,66 @@ class Settings:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate modelbot.yaml; relative paths are relative to the file's own directory."""
     source = Path(path or os.environ.get("MODELBOT_CONFIG", DEFAULT_CONFIG))
+    raw, duplicates = read_yaml(source)
+    return parse_settings(raw, source, duplicates)
+
+
+def parse_settings(raw: Any, source: Path, duplicates: Sequence[str] = ()) -> Settings:
+    """Validate the parsed file against the strict schema (bot/config_schema.py); ConfigError lists every problem."""
+    if raw is None:
+        raise ConfigError(str(source), [*duplicates, "the file is empty: give serving: and models: at least"])
     try:
-        raw = yaml.safe_load(source.read_text())
-    except FileNotFoundError:
-        raise ConfigError(str(source), ["file not found"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(source), [f"not valid YAML: {exc}"]) from None
-    return parse_settings(raw, source)
-
-
-def parse_settings(raw: Any, source: Path) -> Settings:
-    problems: list[str] = []
-    if not isinstance(raw, Mapping):
-        raise ConfigError(str(source), ["top level must be a mapping"])
-    unknown = set(raw) - {"slack", "serving", "models"}
-    problems += [f"unknown section {k!r}" for k in sorted(unknown)]
+        checked = ModelbotFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(source), [*duplicates, *schema_problems(exc, ModelbotFile)]) from None
+    if duplicates:
+        raise ConfigError(str(source), list(duplicates))
     base_dir = source.parent
-    serving = _serving(raw.get("serving"), base_dir, problems)
-    models = _models(raw.get("models"), base_dir, problems)
-    slack_raw = raw.get("slack") or {}
-    if not isinstance(slack_raw, Mapping):
-        problems.append("slack: must be a mapping")
-        slack_raw = {}
-    slack = SlackChannels(slack_raw.get("audit_channel"), slack_raw.get("incident_channel"))
-    if problems or serving is None:
-        raise ConfigError(str(source), problems or ["serving: missing"])
-    return Settings(serving=serving, models=models, slack=slack, source=source)
-
-
-def _path(base_dir: Path, value: Any) -> Path:
-    p = Path(str(value)).expanduser()
-    return p if p.is_absolute() else base_dir / p
-
-
-def _serving(raw: Any, base_dir: Path, problems: list[str]) -> ServingSettings | None:
-    if not isinstance(raw, Mapping):
-        problems.append("serving: missing or not a mapping")
-        return None
-    targets = raw.get("targets")
-    if isinstance(targets, str):
-        targets = [targets]
-    if not targets or not all(isinstance(t, str) and t for t in targets):
-        problems.append("serving.targets: give a list of host:port or dns:///name:port")
-        targets = []
-    tls_raw = raw.get("tls")
-    tls = None
-    if not isinstance(tls_raw, Mapping) or not tls_raw.get("ca_cert"):
-        problems.append("serving.tls: ca_cert is required (the admin channel is always TLS)")
-    else:
-        cert, key = tls_raw.get("client_cert"), tls_raw.get("client_key")
-        if bool(cert) != bool(key):
-            problems.append("serving.tls: client_cert and client_key go together")
-        tls = TlsSettings(
-            ca_cert=_path(base_dir, tls_raw["ca_cert"]),
-            client_cert=_path(base_dir, cert) if cert else None,
-            client_key=_path(base_dir, key) if key else None,
-            server_name=tls_raw.get("server_name"),
-        )
-    numbers = {}
-    for key_name, default in (("rpc_timeout_s", 10.0), ("converge_timeout_s", 300.0), ("status_poll_interval_s", 0.05)):
-        value = raw.get(key_name, default)
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            problems.append(f"serving.{key_name}: must be a positive number of seconds")
-            value = default
-        numbers[key_name] = float(value)
-    mcf = raw.get("model_config_file")
-    if tls is None:
-        return None
-    return ServingSettings(
-        targets=tuple(targets),
-        tls=tls,
-        model_config_file=_path(base_dir, mcf) if mcf else None,
-        **numbers,
+    serving, tls = checked.serving, checked.serving.tls
+    return Settings(
+        serving=ServingSettings(
+            targets=tuple(serving.targets),
+            tls=TlsSettings(
+                ca_cert=_path(base_dir, tls.ca_cert),
+                client_cert=_path(base_dir, tls.client_cert) if tls.client_cert else None,
+                client_key=_path(base_dir, tls.client_key) if tls.client_key else None,
+                server_name=tls.server_name,
+            ),
+            model_config_file=_path(base_dir, serving.model_config_file) if serving.model_config_file else None,
+            rpc_timeout_s=float(serving.rpc_timeout_s),
+            converge_timeout_s=float(serving.converge_timeout_s),
+            status_poll_interval_s=float(serving.status_poll_interval_s),
+            drift_check_interval_s=float(serving.drift_check_interval_s),
+        ),
+        models={name: _model(name, spec, base_dir) for name, spec in checked.models.items()},
+        slack=SlackChannels(**checked.slack.model_dump()) if checked.slack else SlackChannels(),
+        source=source,
     )
 
 
-def _models(raw: Any, base_dir: Path, problems: list[str]) -> dict[str, ModelSettings]:
-    if not isinstance(raw, Mapping) or not raw:
-        problems.append("models: list at least one model")
-        return {}
-    models = {}
-    for name, spec in raw.items():
-        where = f"models.{name}"
-        if not isinstance(spec, Mapping):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        base_path = str(spec.get("base_path") or "")
-        if not base_path:
-            problems.append(f"{where}.base_path: required")
-        elif "://" not in base_path:
-            # TF Serving rejects relative base paths (tfserving.md §1.4 step 4): resolve them here.
-            base_path = str(_path(base_dir, base_path).resolve())
-        try:
-            routing = Routing(spec.get("routing", "labels"))
-        except ValueError:
-            problems.append(f"{where}.routing: must be 'labels' or 'latest'")
-            routing = Routing.LABELS
-        keep_warm = spec.get("keep_warm", 1)
-        if not isinstance(keep_warm, int) or isinstance(keep_warm, bool) or keep_warm < 0:
-            problems.append(f"{where}.keep_warm: must be a whole number >= 0")
-            keep_warm = 1
-        unknown = set(spec) - {"base_path", "routing", "keep_warm", "incident_channel", "label"}
-        problems += [f"{where}: unknown key {k!r}" for k in sorted(unknown)]
-        models[str(name)] = ModelSettings(
-            name=str(name),
-            base_path=base_path,
-            routing=routing,
-            keep_warm=keep_warm,
-            incident_channel=spec.get("incident_channel"),
-            label=str(spec.get("label", "stable")),
-        )
-    return models
+def _path(base_dir: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base_dir / p
+
+
+def _model(name: str, spec: ModelSection, base_dir: Path) -> ModelSettings:
+    base_path = spec.base_path
+    if "://" not in base_path:
+        # TF Serving rejects relative base paths (tfserving.md §1.4 step 4): resolve them here.
+        base_path = str(_path(base_dir, base_path).resolve())
+    smoke, auto = spec.smoke_test, spec.auto_rollback
+    return ModelSettings(
+        name=name,
+        base_path=base_path,
+        routing=Routing(spec.routing),
+        keep_warm=spec.keep_warm,
+        incident_channel=spec.incident_channel,
+        label=spec.label,
+        approval_channel=spec.approval_channel,
+        smoke_test=SmokeTest(_path(base_dir, smoke.request), _path(base_dir, smoke.expect), smoke.tolerance)
+        if smoke
+        else None,
+        auto_rollback=AutoRollback(tuple(auto.on_alerts), auto.to, auto.min_firing, auto.cooldown, auto.max_per_hour)
+        if auto
+        else None,
+    )

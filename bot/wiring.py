@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def process_holder() -> str:
+    """This process's name in the fleet lock: host and pid for people, plus a nonce, because a restarted
+    container is the same host with the same pid (1) and must never be taken for the process that died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 def database_url() -> str:
     return os.environ.get("MODELBOT_DATABASE_URL", DEFAULT_DATABASE_URL)
 
@@ -58,13 +65,13 @@ def build_bot(
 ) -> Bot:
     """Load and validate settings, open the database (migrating it), connect the fleet, start the service."""
     settings = settings or load_settings()
-    policy = policy or load_policy(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)))
+    policy = policy or load_policy(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)), settings.models)
     db = Database(db_url or database_url(), audit_channel=settings.slack.audit_channel)
     if upgrade:
         db.upgrade()
     catalog = catalog or LocalCatalog()
     fleet = fleet or GrpcFleet(settings.serving, catalog)
-    holder = f"{socket.gethostname()}:{os.getpid()}"
+    holder = process_holder()
     deps = Deps(settings=settings, policy=policy, db=db, fleet=fleet, catalog=catalog, clock=clock, holder=holder)
     service = Service(deps)
     if start:

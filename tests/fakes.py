@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,10 +93,10 @@ class FakeFleet:
             got = state.label(label) if label else max(state.policy.versions, default=0)  # type: ignore[assignment]
         return {r: ("unreachable" if r in self.down else got) for r in self.names}
 
-    def apply(self, config: FleetConfig) -> Mapping[str, str | None]:
+    def apply(self, config: FleetConfig, replicas: Sequence[str] | None = None) -> Mapping[str, str | None]:
         with self._lock:
             self.sent.append(config)
-        return {r: ("unreachable" if r in self.down else None) for r in self.names}
+        return {r: ("unreachable" if r in self.down else None) for r in self.names if replicas is None or r in replicas}
 
     def rollout(
         self,

@@ -84,6 +84,14 @@ class History(Command):
 
 
 @dataclass(frozen=True)
+class Resync(Command):
+    """Re-send the desired state to the replicas that drifted from it; needs the `rollback` permission."""
+
+    ACTION: ClassVar[str] = "rollback"
+    model_name: str
+
+
+@dataclass(frozen=True)
 class Whoami(Command):
     ACTION: ClassVar[str] = "whoami"
 
@@ -100,6 +108,7 @@ VERBS: dict[str, type[Command]] = {
     "requests": Requests,
     "history": History,
     "whoami": Whoami,
+    "resync": Resync,
 }
 
 # Emergency rollbacks skip the second person; they need this extra permission (incident commanders).

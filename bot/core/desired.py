@@ -6,6 +6,7 @@ owns this state (in its database) and always sends all of it. See reference/tfse
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -39,12 +40,24 @@ class ModelState:
     labels: tuple[tuple[str, int], ...] = ()  # sorted (label, version) pairs
     generation: int = 0  # bumped on every change; approvals bind to it
     stable_history: tuple[int, ...] = ()  # previous stable versions, most recent first (for keep_warm)
+    # The serialized ModelConfig as adopted from the fleet's models.config, kept when the fields above cannot
+    # reproduce it (logging_config, a deprecated model_type, an unset policy...). The bot sends it back with only
+    # the version policy and labels it changed, so nothing it does not manage is lost (issue 8).
+    adopted: bytes = b""
 
     def label(self, name: str) -> int | None:
         return dict(self.labels).get(name)
 
     def label_map(self) -> dict[str, int]:
         return dict(self.labels)
+
+    def resolves(self, label: str | None) -> int | None:
+        """The version a replica serving this state resolves `label` to (None: unversioned requests, which
+        get the highest version of a `specific` policy); None when it cannot be told from the config."""
+        if label is not None:
+            return self.label(label)
+        versions = self.policy.versions
+        return max(versions) if self.policy.kind == "specific" and versions else None
 
     def with_labels(self, labels: Mapping[str, int]) -> ModelState:
         return replace(self, labels=tuple(sorted(labels.items())))
@@ -54,7 +67,7 @@ class ModelState:
 
     def served_config(self) -> tuple[object, ...]:
         """What TF Serving sees of this model (excludes bot bookkeeping)."""
-        return (self.name, self.base_path, self.platform, self.policy, self.labels)
+        return (self.name, self.base_path, self.platform, self.policy, self.labels, self.adopted)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -69,6 +82,8 @@ class ModelState:
             "labels": dict(self.labels),
             "generation": self.generation,
             "stable_history": list(self.stable_history),
+            # Only when present, so a state without one keeps its stored form and digest.
+            **({"adopted": base64.b64encode(self.adopted).decode("ascii")} if self.adopted else {}),
         }
 
     @staticmethod
@@ -89,6 +104,7 @@ class ModelState:
             labels=tuple(sorted((str(k), int(v)) for k, v in labels.items())),
             generation=int(data.get("generation", 0)),  # type: ignore[call-overload]
             stable_history=tuple(int(v) for v in data.get("stable_history", ())),  # type: ignore[attr-defined]
+            adopted=base64.b64decode(str(data.get("adopted", "")), validate=True),
         )
 
     def digest(self) -> str:

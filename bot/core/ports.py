@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from bot.core.desired import FleetConfig
@@ -33,8 +33,9 @@ class Fleet(Protocol):
         or the error text when it cannot be resolved there."""
         ...
 
-    def apply(self, config: FleetConfig) -> Mapping[str, str | None]:
-        """Send the whole config to every replica in parallel; replica -> None on success or the error."""
+    def apply(self, config: FleetConfig, replicas: Sequence[str] | None = None) -> Mapping[str, str | None]:
+        """Send the whole config to every replica (or only `replicas`) in parallel; replica -> None on success
+        or the error."""
         ...
 
     def rollout(

@@ -185,3 +185,53 @@ def make_certs(directory: Path) -> DevCerts:
     ):
         _write(path, data, mode)
     return certs
+
+
+Validity = tuple[datetime.datetime, datetime.datetime]  # (not valid before, not valid after)
+
+
+def _with_validity(
+    cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, validity: Validity | None
+) -> x509.Certificate:
+    """The same certificate (subject, key, extensions) re-signed by `ca_key` for another validity window."""
+    if validity is None:
+        return cert
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(cert.issuer)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+    )
+    for extension in cert.extensions:
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def make_custom_certs(
+    directory: Path, *, server_validity: Validity | None = None, bot_validity: Validity | None = None
+) -> DevCerts:
+    """A fresh set like make_certs' (new CAs, never reused), whose server and bot certificates are valid only in
+    the given windows: expired or not-yet-valid certificates, for tests of `check-config --online`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    certs = _paths(directory)
+    ca_key, ca_cert = _new_ca("modelbot custom CA")
+    server_key, server_cert = _issue(ca_key, ca_cert, SERVER_NAMES[0], server=True)
+    bot_key, bot_cert = _issue(ca_key, ca_cert, BOT_COMMON_NAME, server=False)
+    rogue_ca_key, rogue_ca_cert = _new_ca("rogue CA")
+    rogue_key, rogue_cert = _issue(rogue_ca_key, rogue_ca_cert, BOT_COMMON_NAME, server=False)
+    files = {
+        certs.ca: _cert_pem(ca_cert),
+        certs.server_cert: _cert_pem(_with_validity(server_cert, ca_key, server_validity)),
+        certs.server_key: _key_pem(server_key),
+        certs.bot_cert: _cert_pem(_with_validity(bot_cert, ca_key, bot_validity)),
+        certs.bot_key: _key_pem(bot_key),
+        certs.rogue_cert: _cert_pem(rogue_cert),
+        certs.rogue_key: _key_pem(rogue_key),
+        certs.rogue_ca: _cert_pem(rogue_ca_cert),
+    }
+    for path, data in files.items():
+        _write(path, data, 0o600 if path.suffix == ".key" else 0o644)
+    return certs

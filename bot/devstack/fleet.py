@@ -6,7 +6,9 @@
 
 Keyword knobs are emulator flags (`python -m bot.devstack.serving --help`), given to every replica;
 `per_replica={i: {...}}` adds or overrides flags for one replica (e.g. `{"devstack_stall": ["m:3"]}`), and its
-special key "config_text" gives that replica its own model config file.
+special key "config_text" gives that replica its own model config file. `dump_configs=True` has every replica
+write the config it stores after each reload (`--devstack_dump_config`), read back with `stored_config(i)`:
+TF Serving has no call that returns it, and tests must compare what each replica received.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from types import TracebackType
 
 from bot.devstack.certs import DevCerts
 from bot.devstack.serving.flags import ServerFlags
+from bot.serving.protos import tfs_apis_pb2
 
 _READY = re.compile(rb"devstack: serving on port (\d+)")
 _MANAGED_FLAGS = frozenset({"port", "host", "model_config_file", "ssl_config_file", "devstack_parent_pid"})
@@ -76,6 +79,7 @@ class DevFleet:
         workdir: Path | None = None,
         client_verify: bool = True,
         ready_timeout_s: float = 60.0,
+        dump_configs: bool = False,
         **knobs: object,
     ) -> None:
         """n replicas serving config_text ("{models_root}" in it becomes models_root's absolute path).
@@ -102,6 +106,8 @@ class DevFleet:
             config_file = self.workdir / f"models-{i}.config" if "config_text" in own else self.config_file
             own.pop("config_text", None)
             port = ports[i] if ports is not None else 0
+            if dump_configs:
+                own.setdefault("devstack_dump_config", str(self._stored_path(i)))
             self._replicas.append(_Replica(i, port, config_file, {**knobs, **own}))
             flag_args(self._replicas[-1].knobs)  # a misspelt knob fails here, before anything starts
         self._replica_configs = {i: str(c["config_text"]) for i, c in (per_replica or {}).items() if "config_text" in c}
@@ -178,11 +184,35 @@ class DevFleet:
             process.kill()
             process.wait()
 
-    def restart(self, i: int) -> None:
-        """Stop (if running) and start again on the same port with the current config file."""
+    def pause(self, i: int) -> None:
+        """SIGSTOP: the replica hangs (accepts connections, answers nothing), like a stalled node."""
+        process = self._replicas[i].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGSTOP)
+
+    def resume(self, i: int) -> None:
+        """SIGCONT after pause()."""
+        process = self._replicas[i].process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+
+    def restart(self, i: int, config_text: str | None = None) -> None:
+        """Stop (if running) and start again on the same port with the current config file; with `config_text`,
+        from a config file of its own instead (a replica started without the shared model_config_file)."""
         self.stop(i)
+        if config_text is not None:
+            self._replicas[i].config_file = self.write_config(config_text, replica=i)
         self._spawn(self._replicas[i])
         self._await_ready(self._replicas[i])
+
+    def stored_config(self, i: int) -> tfs_apis_pb2.ModelServerConfig | None:
+        """The config replica i stored at its last reload (fleet started with dump_configs=True); None before any."""
+        path = Path(str(self._replicas[i].knobs.get("devstack_dump_config", self._stored_path(i))))
+        if not path.exists():
+            return None
+        config = tfs_apis_pb2.ModelServerConfig()
+        config.ParseFromString(path.read_bytes())
+        return config
 
     def log(self, i: int) -> str:
         """Everything the replica wrote to stderr so far (its log), across restarts."""
@@ -201,6 +231,9 @@ class DevFleet:
     # --- internals --------------------------------------------------------------------------------------
     def _log_path(self, i: int) -> Path:
         return self.workdir / f"replica-{i}.log"
+
+    def _stored_path(self, i: int) -> Path:
+        return self.workdir / f"replica-{i}.stored.pb"
 
     def _out_path(self, i: int) -> Path:
         return self.workdir / f"replica-{i}.out"

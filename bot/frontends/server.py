@@ -11,23 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
-from bot.core.errors import ModelbotError
+from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.frontends.http import alerts
 from bot.frontends.http.health import not_ready
 from bot.frontends.http.metrics import Metrics
-from bot.frontends.http.router import Environ, Response, Router, StartResponse, WsgiApp, read_body
+from bot.frontends.http.router import MAX_BODY_BYTES, Environ, Response, Router, read_body
 from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
+from bot.frontends.slack.guard import Dispatch, SlackGuard
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.workers import Workers
 from bot.texts.slack import SLACK_UNAUTHORIZED
@@ -90,7 +90,7 @@ class Server:
         self._alert_token = alert_token
         if not alert_token:
             log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
-        self.metrics = Metrics(outbox_pending=self._outbox_pending)
+        self.metrics = Metrics(outbox_pending=self._outbox_pending, drifted=self._drifted)
         self._acking = 0  # Slack requests being answered right now; background work yields to them...
         self._quiet_from = 0.0  # ...and to a burst still arriving (monotonic time the last answer + QUIET_S)
         self._acking_lock = threading.Lock()
@@ -125,6 +125,7 @@ class Server:
                 threads=self._threads,
                 ident="modelbot",
                 clear_untrusted_proxy_headers=True,
+                max_request_body_size=MAX_BODY_BYTES + 1,  # waitress refuses at >=; never buffers a larger body
             )
         except OSError as exc:
             raise ModelbotError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from None
@@ -132,6 +133,8 @@ class Server:
         self.outbox.start()
         self._spawn("http", self._run_http)
         self._spawn("expiry", self._sweep_expired)
+        self._spawn("recovery", self._sweep_dead_rollouts)
+        self._spawn("drift", self._check_drift)
         if self.env.socket_mode:
             self._socket_mode = SocketModeHandler(
                 self.slack.app, app_token=self.env.app_token, web_client=WebClient(base_url=self.env.api_url)
@@ -155,21 +158,24 @@ class Server:
 
     def router(self) -> Router:
         router = Router()
-        if not self.env.socket_mode:
-            router.mount("POST", "/slack/events", self._timed(SlackRequestHandler(self.slack.app)))
+        if not self.env.socket_mode:  # the guard checks size and signature before bolt sees a byte
+            guard = SlackGuard(self.slack.app, self.env.signing_secret, dispatch=self._timed(self.slack.app.dispatch))
+            router.mount("POST", "/slack/events", guard)
         router.add("GET", "/healthz", lambda _: Response.text(200, "ok"))
         router.add("GET", "/readyz", self._readyz)
         router.add("GET", "/metrics", self._metrics)
         router.add("POST", "/alerts", self._alerts)
         return router
 
-    def _timed(self, app: WsgiApp) -> WsgiApp:
-        def timed(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    def _timed(self, dispatch: Dispatch) -> Dispatch:
+        """Time the answer to a signed Slack request; refused ones are neither timed nor make background work wait."""
+
+        def timed(request: Any) -> Any:
             started = time.perf_counter()
             with self._acking_lock:
                 self._acking += 1
             try:
-                return app(environ, start_response)
+                return dispatch(request)
             finally:
                 with self._acking_lock:
                     self._acking -= 1
@@ -183,7 +189,8 @@ class Server:
         return self._acking > 0 or time.monotonic() < self._quiet_from
 
     def _readyz(self, _: Environ) -> Response:
-        reason = not_ready([("database", self.bot.db.ping), ("fleet", self.bot.fleet.ping)])
+        # check_schema, not ping: an empty or half-migrated database answers but fails every command.
+        reason = not_ready([("database", self.bot.db.check_schema), ("fleet", self.bot.fleet.ping)])
         return Response.text(503, reason) if reason else Response.text(200, "ready")
 
     def _metrics(self, _: Environ) -> Response:
@@ -226,6 +233,32 @@ class Server:
         for channel in list(socket_map.values()):
             channel.close()
 
+    def _check_drift(self) -> None:
+        """Every `serving.drift_check_interval_s`, compare every replica with the desired state; a drifted model
+        is posted once per episode to its incident channel, with a Re-sync button."""
+        every = self.bot.settings.serving.drift_check_interval_s
+        while not self._stopping.wait(every):
+            try:
+                self.bot.service.check_drift()
+                self.outbox.wake()
+            except Exception:  # the database or the fleet may be away for a moment; the next check tries again
+                _log_failure("drift check failed")
+
+    def _drifted(self) -> dict[str, list[str]]:
+        with self.bot.db.uow(readonly=True) as uow:
+            return {model: sorted(e.replicas) for model, e in uow.drift.open_episodes().items()}
+
+    def _sweep_dead_rollouts(self) -> None:
+        """Rollouts of dead processes are recovered within seconds of their lease lapsing: a fleet must not stay
+        split, nor a model blocked, for longer than that."""
+        every = self.bot.service.deps.heartbeat_s
+        while not self._stopping.wait(every):
+            try:
+                if self.bot.service.recover():
+                    self.outbox.wake()
+            except Exception:  # the database or the fleet may be away for a moment; the next sweep tries again
+                _log_failure("recovery sweep failed")
+
     def _sweep_expired(self) -> None:
         """Requests past their TTL become EXPIRED (and their cards say so) even when nobody types anything."""
         while not self._stopping.wait(self._expiry_every_s):
@@ -233,4 +266,14 @@ class Server:
                 if self.bot.service.expire_due():
                     self.outbox.wake()
             except Exception:  # the database may be down for a moment; the next sweep tries again
-                log.warning("expiry sweep failed", exc_info=True)
+                _log_failure("expiry sweep failed")
+
+
+def _log_failure(what: str) -> None:
+    """A database outage is expected and says all in one line (which database, why); anything else gets its
+    traceback. Repeats are collapsed by bot.logfilter."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s: %s", what, exc)
+    else:
+        log.warning(what, exc_info=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bot.core.desired import FleetConfig
@@ -13,7 +14,7 @@ from bot.core.ports import ProgressSink, VersionCatalog
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
 from bot.serving.channel import ChannelPool, ReplicaClient
-from bot.serving.config_proto import to_proto
+from bot.serving.config_proto import to_proto, write_model_config_file
 from bot.serving.convert import replica_status, resolved_version, served_signature
 from bot.serving.discovery import LocalCatalog
 from bot.serving.errors import describe, is_deadline
@@ -25,6 +26,7 @@ from bot.serving.targets import Resolver, Targets
 from bot.settings import ServingSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class GrpcFleet:
@@ -80,13 +82,18 @@ class GrpcFleet:
 
         return {r: describe(res) if isinstance(res, ServingError) else res for r, res in self._map(resolve_one).items()}
 
-    def apply(self, config: FleetConfig) -> Mapping[str, str | None]:
+    def apply(self, config: FleetConfig, replicas: Sequence[str] | None = None) -> Mapping[str, str | None]:
         """Send the whole config everywhere. Refuses (PreflightFailed) a model with no version on disk: TF
         Serving would hang on it forever. After a client-side deadline, the labels are checked instead."""
         problems = unservable_models([config], self._catalog)
         if problems:
             raise PreflightFailed("refusing to send a config TF Serving would hang on: " + "; ".join(problems))
         self._observed.note_config(config)
+        if self._settings.model_config_file is not None:  # a replica restarting later must come back to this
+            try:
+                write_model_config_file(self._settings.model_config_file, config)
+            except OSError as exc:
+                log.error("could not write %s: %s", self._settings.model_config_file, exc.strerror or exc)
         proto = to_proto(config)
 
         def send(client: ReplicaClient) -> str | None:
@@ -96,7 +103,8 @@ class GrpcFleet:
                 return _confirm_labels(client, config) if is_deadline(exc) else describe(exc)
             return None
 
-        return {r: describe(res) if isinstance(res, ServingError) else res for r, res in self._map(send).items()}
+        results = self._map(send, replicas)
+        return {r: describe(res) if isinstance(res, ServingError) else res for r, res in results.items()}
 
     def rollout(self, plan: RolloutPlan, base: FleetConfig, persist: Persist, progress: ProgressSink) -> RolloutResult:
         clients = {r: self._client(r) for r in self.replicas()}
@@ -125,8 +133,9 @@ class GrpcFleet:
     def _client(self, replica: str) -> ReplicaClient:
         return self._channels.client(replica, self._targets.tls_name(replica))
 
-    def _map(self, fn: Callable[[ReplicaClient], T]) -> dict[str, T | ServingError]:
-        results = self._fanout.map(lambda r: fn(self._client(r)), self.replicas())
+    def _map(self, fn: Callable[[ReplicaClient], T], only: Sequence[str] | None = None) -> dict[str, T | ServingError]:
+        targets = self.replicas() if only is None else tuple(r for r in self.replicas() if r in only)
+        results = self._fanout.map(lambda r: fn(self._client(r)), targets)
         return {r: _serving_error(res, r) if isinstance(res, ModelbotError) else res for r, res in results.items()}
 
 

@@ -49,6 +49,21 @@ class Report:
         results = tuple(self._replica(r, untouched) for r in self.replicas)
         return self._result(Outcome.FAILED, results, f"{self._what()} FAILED, no label moved: {reason}.")
 
+    def stopped(self, phase: str, detail: str, reason: str = "") -> RolloutResult:
+        """The config of `phase` could not be recorded before sending it (the database went away, or another
+        process took the fleet over): nothing more was sent. Says what every replica was last sent."""
+        untouched = f"not switched: stopped before the {phase} phase"
+        results = tuple(self._replica(r, untouched) for r in self.replicas)
+        last = self.phases[-1] if self.phases else None
+        keeps = f"every replica keeps the {last} config" if last else "nothing had been sent"
+        why = f" after: {reason}" if reason else ""
+        return self._result(
+            Outcome.FAILED,
+            results,
+            f"{self._what()} FAILED{why}. The {phase} config could not be recorded before sending it ({detail}),"
+            f" so nothing more was sent; {keeps}.",
+        )
+
     def finish(self, verified: Sequence[str]) -> RolloutResult:
         ok = [r for r in verified if r not in self.failed]
         results = tuple(self._replica(r, "serves the target") for r in self.replicas)

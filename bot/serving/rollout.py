@@ -59,6 +59,14 @@ class RolloutExecutor:
         return _Run(self, clients, plan, persist, report=report, checked=checked, fresh_model=fresh_model).execute()
 
 
+class _Stopped(Exception):
+    """Persisting a phase's config failed: that config must not be sent (persist-before-send)."""
+
+    def __init__(self, phase: str, detail: str) -> None:
+        super().__init__(detail)
+        self.phase, self.detail = phase, detail
+
+
 class _Run:
     """One rollout: the phases in order, and the decisions between them."""
 
@@ -76,6 +84,9 @@ class _Run:
         self.ex, self.clients, self.plan, self.persist = ex, clients, plan, persist
         self.report, self.checked, self.fresh_model = report, checked, fresh_model
         self.persisted = False
+        # The database already holds the target as served: the request exists because the fleet drifted from
+        # it (a replica restarted without the config file, or someone reloaded it by hand). Send every phase.
+        self.resync = plan.switch.served_config() == plan.before.served_config() and not fresh_model
         spec = plan.spec
         self.steps = Steps(
             model=spec.model,
@@ -89,6 +100,12 @@ class _Run:
         )
 
     def execute(self) -> RolloutResult:
+        try:
+            return self._phases()
+        except _Stopped as stop:
+            return self.report.stopped(stop.phase, stop.detail)
+
+    def _phases(self) -> RolloutResult:
         ready = self._load()
         aborted = self.report.load_verdict(ready)
         if aborted:
@@ -96,15 +113,18 @@ class _Run:
         verified = self._switch(ready)
         if not verified:
             return self._abort("no replica could be switched to the target", sent=True)
-        self._trim(verified)
-        if not self.persisted:  # nothing needed sending; still record the new bookkeeping (history)
-            self.persist(self.checked.trim)
+        try:
+            self._trim(verified)
+            if not self.persisted:  # nothing needed sending; still record the new bookkeeping (history)
+                self._persist(self.checked.trim, "trim")
+        except _Stopped as stop:  # the switch is done and verified; only the clean-up was not sent
+            self.report.note(f"versions beyond keep_warm were not unloaded: could not record it ({stop.detail})")
         return self.report.finish(verified)
 
     def _load(self) -> list[str]:
         plan, steps = self.plan, self.steps
         deadline = Deadline(self.ex._settings.converge_timeout_s)
-        if plan.load.served_config() == plan.before.served_config() and not self.fresh_model:
+        if plan.load.served_config() == plan.before.served_config() and not self.fresh_model and not self.resync:
             return self._fan("load", lambda c: self._confirm_loaded(c, deadline), self.clients)
         proto = self._publish(self.checked.load, "load")
 
@@ -127,7 +147,7 @@ class _Run:
         deadline = Deadline(self.ex._settings.converge_timeout_s)
         proto = (
             None
-            if plan.switch.served_config() == plan.load.served_config()
+            if plan.switch.served_config() == plan.load.served_config() and not self.resync
             else self._publish(self.checked.switch, "switch")
         )
 
@@ -147,7 +167,10 @@ class _Run:
     def _abort(self, reason: str, *, sent: bool) -> RolloutResult:
         """Send the previous config back (if anything was sent) so that no label moved anywhere."""
         if sent:
-            proto = self._publish(self.checked.revert, "revert")
+            try:
+                proto = self._publish(self.checked.revert, "revert")
+            except _Stopped as stop:
+                return self.report.stopped(stop.phase, stop.detail, reason)
             outcomes = self.ex._fanout.map(lambda r: self.clients[r].reload(proto), tuple(self.clients))
             for replica, outcome in outcomes.items():
                 if isinstance(outcome, ServingError):
@@ -176,10 +199,16 @@ class _Run:
                 raise ReplicaFailed(phase, describe(exc)) from None
             self.report.progress.state(phase, client.replica, "reload still running on the server")
 
+    def _persist(self, config: FleetConfig, phase: str) -> None:
+        try:
+            self.persist(config)
+        except ModelbotError as exc:  # the database went away, or another process took the fleet over
+            raise _Stopped(phase, str(exc)) from None
+        self.persisted = True
+
     def _publish(self, config: FleetConfig, phase: str) -> apis.ModelServerConfig:
         """Persist, then write the file, then hand out the proto: nobody sees a config the database lacks."""
-        self.persist(config)
-        self.persisted = True
+        self._persist(config, phase)
         self.ex._observed.note_config(config)
         path = self.ex._settings.model_config_file
         if path is not None:

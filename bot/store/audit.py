@@ -73,7 +73,10 @@ class AuditRepository:
             update(audit_head).where(audit_head.c.id == AUDIT_HEAD_ID).values(seq=entry.seq, hash=entry.hash)
         )
         if self._channel:
-            self._outbox.enqueue("audit", self._channel, entry.to_dict(), key=f"audit:{entry.seq}", at=at)
+            # The sequence number was allocated under the head row's lock: its key cannot exist yet.
+            self._outbox.enqueue(
+                "audit", self._channel, entry.to_dict(), key=f"audit:{entry.seq}", at=at, fresh_key=True
+            )
         return entry
 
     def recent(self, model: str | None = None, limit: int = 20) -> list[AuditEntry]:

@@ -8,12 +8,15 @@ PostgreSQL: row locks (SELECT ... FOR UPDATE) and a lock timeout, so nothing wai
 
 from __future__ import annotations
 
+import functools
 import re
+import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, StaticPool, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, StaticPool, create_engine, event, make_url, text
 from sqlalchemy import exc as sa_exc
 
 from bot.core.errors import StoreUnavailable
@@ -72,9 +75,9 @@ class Database:
             raise self.unavailable(exc) from exc
         return conn.execution_options(**{READONLY_OPTION: True}) if readonly else conn
 
-    def upgrade(self) -> None:
+    def upgrade(self, revision: str = "head") -> None:
         """Create or migrate the schema to the newest Alembic revision (idempotent, safe to run
-        from several processes at once)."""
+        from several processes at once). `revision`: stop at that one instead (tests of migrations)."""
         from alembic import command  # noqa: PLC0415 - alembic is only needed here, keep imports light
         from alembic.config import Config  # noqa: PLC0415
 
@@ -83,7 +86,7 @@ class Database:
         try:
             with self._engine.begin() as conn:
                 config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+                command.upgrade(config, revision)
         except sa_exc.SQLAlchemyError as exc:
             raise self.unavailable(exc) from exc
 
@@ -94,6 +97,33 @@ class Database:
                 conn.exec_driver_sql("SELECT 1").scalar_one()
             except sa_exc.SQLAlchemyError as exc:
                 raise self.unavailable(exc) from exc
+
+    def check_schema(self) -> None:
+        """Raise StoreUnavailable unless the database answers and its schema is at the newest migration
+        (for readiness: a database dropped and re-created empty answers `ping()` but fails every command).
+        One small query; the expected revision is read from the migrations once per process."""
+        with self.connect(readonly=True) as conn:
+            try:
+                found = sorted(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+            except sa_exc.DBAPIError as exc:
+                if not _is_missing_table(exc):
+                    raise self.unavailable(exc) from exc
+                found = []
+        expected, known = _migrations()
+        if found == [expected]:
+            return
+        if not found:
+            raise StoreUnavailable(f"The database ({self.where}) has no modelbot schema: run `modelbot db upgrade`.")
+        shown = ", ".join(found)
+        if set(found) - known:
+            raise StoreUnavailable(
+                f"The database schema is newer than this modelbot (found {shown}, expected {expected}): "
+                "run the modelbot version that migrated it."
+            )
+        raise StoreUnavailable(
+            f"The database schema is not at the current revision (found {shown}, expected {expected}): "
+            "run `modelbot db upgrade`."
+        )
 
     def dispose(self) -> None:
         """Close every pooled connection (call on shutdown, and in a child process after fork)."""
@@ -134,6 +164,27 @@ class Database:
             raise StoreUnavailable(f"The database URL is not usable: {exc}") from None
 
 
+@functools.cache
+def _migrations() -> tuple[str, frozenset[str]]:
+    """(head revision, every revision) of bot/store/migrations, read once per process."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 - alembic is only needed here, keep imports light
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    head = script.get_current_head()
+    assert head is not None, "bot/store/migrations has no revision"
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def head_revision() -> str:
+    """The revision id `upgrade()` migrates to (the newest file in bot/store/migrations/versions)."""
+    return _migrations()[0]
+
+
+def _is_missing_table(exc: sa_exc.DBAPIError) -> bool:
+    """True for "relation does not exist" (PostgreSQL, SQLSTATE 42P01) or "no such table" (SQLite)."""
+    return getattr(exc.orig, "sqlstate", None) == "42P01" or "no such table" in str(exc.orig)
+
+
 def describe_url(url: URL) -> str:
     """Where the database is, for messages: no user name, no password, no query options."""
     backend = url.get_backend_name()
@@ -156,10 +207,10 @@ def _sqlite_engine(url: URL, lock_timeout_s: float) -> Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         try:
-            if not in_memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if not in_memory:
+                _set_wal(cursor, lock_timeout_s)
+                cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -170,6 +221,20 @@ def _sqlite_engine(url: URL, lock_timeout_s: float) -> Engine:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _set_wal(cursor: Any, lock_timeout_s: float) -> None:
+    """Switching to WAL needs a moment without other connections' locks, and SQLite does not wait for it
+    (busy_timeout does not apply): while another process creates or migrates the file, try again briefly."""
+    deadline = time.monotonic() + lock_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _postgres_engine(url: URL, lock_timeout_s: float) -> Engine:

@@ -29,18 +29,24 @@ class DesiredRepository:
 
     def save(self, config: FleetConfig) -> None:
         """Replace the whole desired config (models absent from `config` are removed)."""
-        # Lock the meta row first so concurrent savers queue instead of colliding on the model rows.
-        self._tx.execute(select(desired_meta.c.revision).where(desired_meta.c.id == META_ID).with_for_update())
+        # Updating the meta row first locks it, so concurrent savers queue instead of colliding on model rows.
         self._tx.execute(
             update(desired_meta).where(desired_meta.c.id == META_ID).values(revision=desired_meta.c.revision + 1)
         )
-        self._tx.execute(delete(desired_models))
-        rows = [
-            {"name": m.name, "generation": m.generation, "state": json.dumps(m.to_dict(), sort_keys=True)}
-            for m in config.models
+        # Only the rows that differ are written: a rollout phase changes one model of possibly thousands.
+        rows = self._tx.execute(select(desired_models.c.name, desired_models.c.state)).all()
+        stored = {str(row.name): str(row.state) for row in rows}
+        wanted = {m.name: (m, json.dumps(m.to_dict(), sort_keys=True)) for m in config.models}
+        stale = [name for name in stored if stored[name] != wanted.get(name, (None, None))[1]]
+        if stale:
+            self._tx.execute(delete(desired_models).where(desired_models.c.name.in_(stale)))
+        fresh = [
+            {"name": name, "generation": m.generation, "state": state}
+            for name, (m, state) in wanted.items()
+            if stored.get(name) != state
         ]
-        if rows:
-            self._tx.execute(insert(desired_models), rows)
+        if fresh:
+            self._tx.execute(insert(desired_models), fresh)
 
     def get(self, model: str) -> ModelState | None:
         """One model's desired state, or None if the model is not in the desired config."""

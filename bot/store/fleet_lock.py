@@ -1,8 +1,9 @@
 """One rollout at a time across the whole fleet: a TF Serving reload replaces the whole model list,
 so two concurrent rollouts (even of different models) would overwrite each other's config.
 
-The lock is a lease in a single row: it takes effect when the unit of work commits, and a holder
-that died is replaced once its lease expires.
+The lock is a lease in a single row: it takes effect when the unit of work commits. The process that
+holds it renews it on a heartbeat for as long as its work lasts (bot/usecases/lease.py), so only a holder
+that died (or lost the database for longer than the lease) is replaced once its lease expires.
 """
 
 from __future__ import annotations
@@ -24,19 +25,23 @@ class FleetLockRepository:
         self._tx = tx
 
     def acquire(self, holder: str, now: datetime, ttl: timedelta) -> bool:
-        """Take the lease until now + ttl if it is free, expired, or already ours; False otherwise."""
+        """Take the lease until now + ttl if it is free or expired; False otherwise.
+
+        Not re-entrant: a live lease, even our own, is never taken again, so two pieces of work of one
+        process (a rollout and a recovery sweep) cannot both believe they hold the fleet."""
         # A single conditional UPDATE: on PostgreSQL a concurrent acquirer waits for our row lock,
         # then re-checks the condition against the committed holder and updates nothing.
         statement = (
             update(fleet_lock)
             .where(_ROW)
-            .where(or_(fleet_lock.c.holder.is_(None), fleet_lock.c.expires_at <= now, fleet_lock.c.holder == holder))
+            .where(or_(fleet_lock.c.holder.is_(None), fleet_lock.c.expires_at <= now))
             .values(holder=holder, acquired_at=now, expires_at=now + ttl)
         )
         return self._tx.execute(statement).rowcount == 1
 
     def renew(self, holder: str, now: datetime, ttl: timedelta) -> bool:
-        """Extend our lease to now + ttl; False if someone else holds it (ours expired and was taken)."""
+        """Extend our lease to now + ttl; False if someone else holds it (ours expired and was taken).
+        A lapsed lease that nobody took is still ours to renew."""
         statement = update(fleet_lock).where(_ROW, fleet_lock.c.holder == holder).values(expires_at=now + ttl)
         return self._tx.execute(statement).rowcount == 1
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Row, Select, insert, select, update
 
+from bot.core.desired import ModelState
 from bot.core.fleet import RolloutResult
 from bot.store.tables import operation_replicas, operations
 from bot.store.unit_of_work import Tx
@@ -20,15 +21,33 @@ class OperationRepository:
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
 
-    def start(self, request_id: int | None, model: str, at: datetime) -> int:
-        """Record that a rollout of `model` begins; returns the operation id."""
-        return self._tx.insert_id(insert(operations).values(request_id=request_id, model=model, started_at=at))
+    def start(
+        self,
+        request_id: int | None,
+        model: str,
+        at: datetime,
+        *,
+        holder: str | None = None,
+        before: ModelState | None = None,
+    ) -> int:
+        """Record that a rollout of `model` begins, run by `holder` (the fleet-lock holder), from the model's
+        desired state `before` (None: the model was not in the config), which recovery restores; returns its id."""
+        values = {
+            "request_id": request_id,
+            "model": model,
+            "started_at": at,
+            "holder": holder,
+            "before_state": json.dumps(before.to_dict() if before else None, sort_keys=True),
+        }
+        return self._tx.insert_id(insert(operations).values(**values))
 
-    def finish(self, op_id: int, result: RolloutResult, at: datetime) -> None:
-        """Record the outcome and one row per replica (replica, ok, phase, detail, served_version)."""
-        self._tx.execute(
+    def finish(self, op_id: int, result: RolloutResult, at: datetime) -> bool:
+        """Record the outcome and one row per replica (replica, ok, phase, detail, served_version).
+        Exactly once: False (and nothing written) when the operation was already finished, e.g. by the
+        recovery of another process that took over a lapsed lease."""
+        finished = self._tx.execute(
             update(operations)
-            .where(operations.c.id == op_id)
+            .where(operations.c.id == op_id, operations.c.finished_at.is_(None))
             .values(
                 finished_at=at,
                 outcome=result.outcome.value,
@@ -37,6 +56,8 @@ class OperationRepository:
                 elapsed_s=result.elapsed_s,
             )
         )
+        if finished.rowcount != 1:
+            return False
         rows = [
             {
                 "operation_id": op_id,
@@ -50,6 +71,7 @@ class OperationRepository:
         ]
         if rows:
             self._tx.execute(insert(operation_replicas), rows)
+        return True
 
     def get(self, op_id: int) -> dict[str, Any] | None:
         """One operation (same shape as `for_request` items), or None."""
@@ -70,6 +92,26 @@ class OperationRepository:
             .order_by(operations.c.id)
         )
         return self._many(statement)
+
+    def any_unfinished(self) -> bool:
+        """Is any operation running now, or left unfinished by a dead process? (one indexed look-up)"""
+        return (
+            self._tx.execute(select(operations.c.id).where(operations.c.finished_at.is_(None)).limit(1)).first()
+            is not None
+        )
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Every operation that has not finished, oldest first: running now, or left by a dead process."""
+        return self._many(select(operations).where(operations.c.finished_at.is_(None)).order_by(operations.c.id))
+
+    def before_state(self, op_id: int) -> tuple[bool, ModelState | None]:
+        """(known, state): the model's desired state when the operation started (None: not in the config);
+        known is False for operations recorded before the schema kept it."""
+        raw = self._tx.execute(select(operations.c.before_state).where(operations.c.id == op_id)).scalar()
+        if raw is None:
+            return False, None
+        data = json.loads(raw)
+        return True, (ModelState.from_dict(data) if data else None)
 
     def _many(self, statement: Select[Any]) -> list[dict[str, Any]]:
         rows = self._tx.execute(statement).all()
@@ -99,6 +141,7 @@ def _operation(row: Row[Any]) -> dict[str, Any]:
         "id": row.id,
         "request_id": row.request_id,
         "model": row.model,
+        "holder": row.holder,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "outcome": row.outcome,

@@ -62,11 +62,20 @@ class OutboxRepository:
         self._tx = tx
 
     def enqueue(
-        self, kind: str, channel: str, payload: dict[str, Any], key: str | None = None, *, at: datetime | None = None
+        self,
+        kind: str,
+        channel: str,
+        payload: dict[str, Any],
+        key: str | None = None,
+        *,
+        at: datetime | None = None,
+        fresh_key: bool = False,
     ) -> int:
         """Queue a message, due at once; returns its id. `at` is recorded as created_at (default:
-        the wall clock). With a `key` queued before, nothing is added and the earlier id is returned."""
-        if key is not None:
+        the wall clock). With a `key` queued before, nothing is added and the earlier id is returned.
+        `fresh_key`: the caller guarantees the key is new (an audit row's sequence number, allocated under
+        the chain's lock), so neither the look-up nor the savepoint is needed."""
+        if key is not None and not fresh_key:
             existing = self._id_for_key(key)
             if existing is not None:
                 return existing
@@ -80,7 +89,7 @@ class OutboxRepository:
             "next_attempt_at": NEW_MESSAGE_DUE,
             "attempts": 0,
         }
-        if key is None:  # nothing unique to collide with: no savepoint round trips on the hot path
+        if key is None or fresh_key:  # nothing to collide with: no savepoint round trips on the hot path
             return self._tx.insert_id(insert(outbox).values(**values))
         try:
             with self._tx.savepoint():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -29,6 +30,12 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
+
+# Ids, version numbers, generations and sequence numbers: 64-bit, like TF Serving's int64 versions
+# (timestamp-named version directories such as 20240101120000 do not fit 32 bits). BIGINT on
+# PostgreSQL; SQLite's INTEGER already holds 64 bits, and keeping that name there keeps an
+# autoincrement key the rowid, so SQLite files needed no table rebuild (migration 0002).
+Int64 = BigInteger().with_variant(Integer, "sqlite")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -56,14 +63,14 @@ class UtcDateTime(TypeDecorator[datetime]):
 requests = Table(
     "requests",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("action", String(32), nullable=False),
     Column("model", String(200), nullable=False),
     # The model name while the request is open (PENDING/APPROVED/EXECUTING), NULL otherwise:
     # its unique index is what allows at most one open request per model.
     Column("open_model", String(200), nullable=True, unique=True),
-    Column("from_version", Integer, nullable=True),
-    Column("to_version", Integer, nullable=False),
+    Column("from_version", Int64, nullable=True),
+    Column("to_version", Int64, nullable=False),
     Column("label", String(100), nullable=False),
     Column("reason", Text, nullable=False),
     Column("requester", String(100), nullable=False),
@@ -72,7 +79,7 @@ requests = Table(
     Column("required_approvals", Integer, nullable=False),
     Column("approver_roles", Text, nullable=False),  # JSON list
     Column("digest", String(64), nullable=False),
-    Column("model_generation", Integer, nullable=False),
+    Column("model_generation", Int64, nullable=False),
     Column("state", String(16), nullable=False, index=True),
     Column("emergency", Boolean, nullable=False),
     Column("dry_run_plan", Text, nullable=False),
@@ -88,8 +95,8 @@ requests = Table(
 approvals = Table(
     "approvals",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", Integer, ForeignKey("requests.id"), nullable=False),
+    Column("id", Int64, primary_key=True, autoincrement=True),
+    Column("request_id", Int64, ForeignKey("requests.id"), nullable=False),
     Column("user_id", String(100), nullable=False),
     Column("at", UtcDateTime, nullable=False),
     UniqueConstraint("request_id", "user_id", name="uq_approvals_request_user"),
@@ -99,7 +106,7 @@ desired_models = Table(
     "desired_models",
     metadata,
     Column("name", String(200), primary_key=True),
-    Column("generation", Integer, nullable=False),
+    Column("generation", Int64, nullable=False),
     Column("state", Text, nullable=False),  # ModelState.to_dict() as JSON
 )
 
@@ -109,14 +116,14 @@ desired_meta = Table(
     "desired_meta",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("revision", Integer, nullable=False),  # bumped by every save
+    Column("revision", Int64, nullable=False),  # bumped by every save
 )
 
 registry = Table(
     "registry",
     metadata,
     Column("model", String(200), primary_key=True),
-    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("version", Int64, primary_key=True, autoincrement=False),
     Column("metrics", Text, nullable=False),  # JSON object
     Column("note", Text, nullable=False),
     Column("actor", String(100), nullable=False),
@@ -126,39 +133,41 @@ registry = Table(
 operations = Table(
     "operations",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", Integer, ForeignKey("requests.id"), nullable=True, index=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
+    Column("request_id", Int64, ForeignKey("requests.id"), nullable=True, index=True),
     Column("model", String(200), nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
-    Column("finished_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True, index=True),  # NULL: running, or left by a dead process
     Column("outcome", String(16), nullable=True),
     Column("message", Text, nullable=True),
     Column("phases_run", Text, nullable=True),  # JSON list
     Column("elapsed_s", Float, nullable=True),
+    Column("holder", String(200), nullable=True),  # the fleet-lock holder that ran it (recovery names it)
+    Column("before_state", Text, nullable=True),  # JSON ModelState (or null) before it started: what recovery restores
     sqlite_autoincrement=True,
 )
 
 operation_replicas = Table(
     "operation_replicas",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("operation_id", Integer, ForeignKey("operations.id"), nullable=False, index=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
+    Column("operation_id", Int64, ForeignKey("operations.id"), nullable=False, index=True),
     Column("replica", String(300), nullable=False),
     Column("ok", Boolean, nullable=False),
     Column("phase", String(32), nullable=False),
     Column("detail", Text, nullable=False),
-    Column("served_version", Integer, nullable=True),
+    Column("served_version", Int64, nullable=True),
 )
 
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Int64, primary_key=True, autoincrement=False),
     Column("at", UtcDateTime, nullable=False),
     Column("actor", String(100), nullable=False),
     Column("action", String(64), nullable=False),
     Column("outcome", String(64), nullable=False),
-    Column("request_id", Integer, nullable=True, index=True),  # no FK: denials may name unknown ids
+    Column("request_id", Int64, nullable=True, index=True),  # no FK: denials may name unknown ids
     Column("model", String(200), nullable=True, index=True),
     Column("detail", Text, nullable=False),  # canonical JSON, exactly as hashed
     Column("prev_hash", String(64), nullable=False),
@@ -170,14 +179,14 @@ audit_head = Table(
     "audit_head",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("seq", Integer, nullable=False),
+    Column("seq", Int64, nullable=False),
     Column("hash", String(64), nullable=False),
 )
 
 outbox = Table(
     "outbox",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
     Column("channel", String(100), nullable=False, index=True),
     Column("payload", Text, nullable=False),  # JSON object
@@ -193,6 +202,17 @@ outbox = Table(
     Column("abandoned_at", UtcDateTime, nullable=True),
     Column("response", Text, nullable=True),  # JSON object
     sqlite_autoincrement=True,
+)
+
+# One row per model whose replicas differ from the desired state right now (an open drift episode): the row is
+# what makes "posted once per episode" hold across checks and across bot replicas.
+drift_episodes = Table(
+    "drift_episodes",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("since", UtcDateTime, nullable=False),
+    Column("checked_at", UtcDateTime, nullable=False),
+    Column("replicas", Text, nullable=False),  # JSON {replica: [what differs, ...]}
 )
 
 fleet_lock = Table(

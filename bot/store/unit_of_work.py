@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bot.store.audit import AuditRepository
     from bot.store.database import Database
     from bot.store.desired import DesiredRepository
+    from bot.store.drift import DriftRepository
     from bot.store.fleet_lock import FleetLockRepository
     from bot.store.operations import OperationRepository
     from bot.store.outbox import OutboxRepository
@@ -71,7 +72,7 @@ class UnitOfWork:
     commit() rolls everything back. Using the repositories again after commit() starts a new
     transaction, which is likewise rolled back on exit unless committed.
 
-    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`.
+    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`, `drift`.
     """
 
     requests: RequestRepository
@@ -81,6 +82,7 @@ class UnitOfWork:
     audit: AuditRepository
     outbox: OutboxRepository
     fleet_lock: FleetLockRepository
+    drift: DriftRepository
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
@@ -91,6 +93,7 @@ class UnitOfWork:
     def __enter__(self) -> Self:
         from bot.store.audit import AuditRepository  # noqa: PLC0415 - repositories import this module
         from bot.store.desired import DesiredRepository  # noqa: PLC0415
+        from bot.store.drift import DriftRepository  # noqa: PLC0415
         from bot.store.fleet_lock import FleetLockRepository  # noqa: PLC0415
         from bot.store.operations import OperationRepository  # noqa: PLC0415
         from bot.store.outbox import OutboxRepository  # noqa: PLC0415
@@ -123,6 +126,7 @@ class UnitOfWork:
         self.operations = OperationRepository(tx)
         self.audit = AuditRepository(tx, self.outbox, self._db.audit_channel)
         self.fleet_lock = FleetLockRepository(tx)
+        self.drift = DriftRepository(tx)
         return self
 
     def commit(self) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 COMMAND = "/model"
 GENERAL_USAGE = (
-    f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|requests|history|whoami ..."
+    f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|requests|history|whoami|resync ..."
     f" (details: {COMMAND} help VERB)"
 )
 
@@ -27,6 +27,7 @@ USAGE: dict[str, str] = {
     "requests": f"{COMMAND} requests",
     "history": f"{COMMAND} history [MODEL] [--limit N]",
     "whoami": f"{COMMAND} whoami",
+    "resync": f"{COMMAND} resync MODEL",
 }
 
 SUMMARY: dict[str, str] = {
@@ -41,6 +42,7 @@ SUMMARY: dict[str, str] = {
     "requests": "pending approval requests",
     "history": "recent changes and decisions, newest first",
     "whoami": "your Slack ID, groups, roles and what you may run",
+    "resync": "re-send the desired state to replicas that drifted from it (needs rollback)",
 }
 
 FLAG_HELP: dict[str, str] = {
@@ -134,6 +136,10 @@ def version_too_large(token: str) -> str:
 
 def bad_request_id(token: str) -> str:
     return f"REQUEST_ID must look like R7, not {_shown(token)}"
+
+
+def request_id_too_large(token: str) -> str:
+    return f"REQUEST_ID {_shown(token)} is too large; no request has such a number"
 
 
 def bad_label(value: str, suggestion: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,11 @@ FLEET_BUSY = (
     "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
 )
 ROLLOUT_CRASHED = "the rollout stopped on an internal error; check `/model status` (details are in the bot's log)"
-INTERRUPTED = "the bot restarted while this rollout was running; check `/model status` for what each replica serves"
+LEASE_LOST = (
+    "another bot process took this rollout over after this one's fleet lease lapsed (database unreachable for"
+    " longer than the lease); nothing more was sent from here, and the other process records what the fleet serves"
+)
+FLEET_BUSY_RESYNC = "Another rollout is running on the fleet; try `/model resync` again when it has finished."
 SIGNATURE_NO_CURRENT = "no version is served yet, so there is no signature to compare with"
 
 
@@ -80,8 +85,20 @@ def plan_summary(plan: RolloutPlan) -> str:
     return "; ".join(steps)
 
 
-def dry_run(action: str, plan: RolloutPlan, statuses: Sequence[ReplicaStatus], note: str, rule: ApprovalRule) -> str:
-    lines = [f"Dry run of {action} {plan.spec.model} -> v{plan.spec.to_version}: {plan_summary(plan)}", f"  {note}"]
+def resync_summary(plan: RolloutPlan, drifted: Mapping[str, int | str]) -> str:
+    """The plan of a request for what the database already holds: the fleet drifted from it."""
+    spec = plan.spec
+    what = f"`{spec.label}` -> v{spec.to_version}" if spec.routing is Routing.LABELS else f"v{spec.to_version}"
+    seen = ", ".join(
+        f"{r} " + (f"resolves to v{v}" if isinstance(v, int) else f"answers {v}") for r, v in drifted.items()
+    )
+    return f"re-send the desired config ({what}) to every replica and verify: {seen}"
+
+
+def dry_run(action: str, proposal: Any, rule: ApprovalRule) -> str:
+    """`proposal` is a usecases.changes.Proposal (plan, statuses, signature note, drift)."""
+    plan, statuses, note = proposal.plan, proposal.statuses, proposal.signature_note
+    lines = [f"Dry run of {action} {plan.spec.model} -> v{plan.spec.to_version}: {proposal.summary()}", f"  {note}"]
     keep = list(plan.trim.policy.versions)
     for status in statuses:
         if status.error:
@@ -170,7 +187,37 @@ def outcome_unrecorded(req: ChangeRequest, result: RolloutResult) -> str:
     return (
         f"{rollout_finished(req, result)}\n"
         f"WARNING: the audit database is unreachable, so this outcome is not recorded yet; {rid(req.id)} stays"
-        " EXECUTING until the bot closes it. Check `/model status` before acting again."
+        " EXECUTING and the bot records it as soon as the database is back. Check `/model status` before acting"
+        " again."
+    )
+
+
+def recorded_late(down_since: datetime, recorded_at: datetime) -> str:
+    return (
+        f"recorded late: the database was unreachable when the rollout ended ({_seconds(down_since)});"
+        f" recorded at {_seconds(recorded_at)}"
+    )
+
+
+def store_lost_mid_rollout(phase: str, detail: str) -> str:
+    return (
+        f"the database became unreachable before the {phase} phase ({detail}); nothing more was sent, so every"
+        " replica keeps the config of the previous phase, which the database also holds"
+    )
+
+
+def recovered(holder: str | None, finished: bool, found: Mapping[str, str], restored: int | None) -> str:
+    who = f"the process running it ({holder})" if holder else "the process running it"
+    seen = ", ".join(f"{n} {what}" for what, n in sorted(Counter(found.values()).items()))
+    if finished:
+        did = "it had switched every replica that answers, so the switch was confirmed on every replica"
+    elif restored is None:
+        did = "the model was restored to not being served, as before the rollout"
+    else:
+        did = f"the state before the rollout (v{restored}) was restored on every replica"
+    return (
+        f"recovered: {who} stopped renewing its fleet lease (it died, or lost the database for too long)."
+        f" Found {seen}; {did}."
     )
 
 
@@ -193,19 +240,42 @@ class ModelRow:
     labels: Mapping[str, int]
     desired: Sequence[int]
     replicas: Sequence[ReplicaStatus]
+    route: str | None = None  # the label clients use (None: unversioned requests)
+    expected: int | None = None  # the version `route` must resolve to, per the desired state
+    resolved: Mapping[str, int | str] | None = None  # per replica, what `route` resolves to there
 
 
 def model_list(rows: Sequence[ModelRow]) -> str:
+    """A replica is healthy only when it answers, has the desired versions loaded and resolves the route to
+    the desired version: a fleet split by a half-done change is never reported healthy."""
     lines = []
     for row in rows:
         up = [s for s in row.replicas if not s.error]
         loaded = sorted({v for s in up for v in s.available()})
         labels = " ".join(f"{k}=v{v}" for k, v in sorted(row.labels.items())) or "no labels"
-        lines.append(
+        drift = _row_drift(row, up)
+        healthy = len(up) - len(drift)
+        line = (
             f"{row.name}: {labels}; loaded {_versions(loaded)}; desired {_versions(row.desired)};"
-            f" {len(up)}/{len(row.replicas)} replicas healthy"
+            f" {healthy}/{len(row.replicas)} replicas healthy"
         )
+        if drift:
+            line += "; DRIFT: " + "; ".join(drift) + f" (see `/model status {row.name}`)"
+        lines.append(line)
     return "\n".join(lines) or "No models configured."
+
+
+def _row_drift(row: ModelRow, up: Sequence[ReplicaStatus]) -> list[str]:
+    route = f"`{row.route}`" if row.route else "latest"
+    drift = []
+    for status in up:
+        missing = [v for v in row.desired if v not in status.available()]
+        got = (row.resolved or {}).get(status.replica, row.expected)
+        if got != row.expected and row.expected is not None:
+            drift.append(f"{status.replica} resolves {route} to {got if isinstance(got, str) else f'v{got}'}")
+        elif missing:
+            drift.append(f"{status.replica} has not loaded {_versions(missing)}")
+    return drift
 
 
 @dataclass(frozen=True)
@@ -295,3 +365,48 @@ def whoami(identity: Identity, roles: Collection[str], actions: Collection[str])
 
 def _time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _seconds(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# --- drift and re-sync
+
+
+def drift_detected(model: str, replicas: Mapping[str, Sequence[str]]) -> str:
+    lines = [f"DRIFT: {model} is not served as the bot decided on {len(replicas)} replica(s):"]
+    lines += [f"  {replica}: {'; '.join(what)}" for replica, what in sorted(replicas.items())]
+    lines.append(f"Re-sync sends the desired state to those replicas only (`/model resync {model}`).")
+    return "\n".join(lines)
+
+
+def drift_resolved(model: str) -> str:
+    return f"{model}: every replica that answers serves the desired state again."
+
+
+def resync_not_served(model: str) -> str:
+    return f"{model} is not in the desired state yet, so there is nothing to re-send."
+
+
+def resync_nothing(model: str) -> str:
+    return f"{model}: every replica that answers already serves the desired state; nothing was sent."
+
+
+def resync_replica(before: Sequence[str], after: Sequence[str] | None, error: str | None) -> str:
+    was = "; ".join(before)
+    if after is None:
+        return f"was: {was}; re-sent and verified"
+    sent = f" (sending failed: {error})" if error else ""
+    return f"was: {was}; still: {'; '.join(after)}{sent}"
+
+
+def resync_done(model: str, outcome: Outcome, replicas: Sequence[Any]) -> str:
+    head = {
+        Outcome.SUCCEEDED: f"Re-sync of {model} SUCCEEDED: every drifted replica serves the desired state again",
+        Outcome.PARTIAL: f"Re-sync of {model} PARTIAL: some replicas still differ",
+        Outcome.FAILED: f"Re-sync of {model} FAILED: no drifted replica could be brought back",
+    }[outcome]
+    lines = [head + "."]
+    lines += [f"  {'ok ' if r.ok else 'FAIL'} {r.replica}: {r.detail}" for r in replicas]
+    return "\n".join(lines)

@@ -45,6 +45,10 @@ SLACK_NOBODY = "nobody (check permissions.yaml)"
 SLACK_NO_METADATA = "no registry metadata"
 SLACK_EMERGENCY = ":rotating_light: Emergency rollback: no second person needed."
 SLACK_UNAUTHORIZED = "missing or wrong bearer token"
+# Bodies of refused POST /slack/events (Slack shows its own error; these are for whoever sent the request).
+SLACK_REQUEST_INVALID = "invalid request"  # what bolt answers to a bad signature, kept for the same clients
+SLACK_REQUEST_MALFORMED = "malformed request"
+SLACK_REQUEST_TOO_LARGE = "request body too large"
 SLACK_BAD_ALERT_JSON = "the body is not an Alertmanager webhook payload (JSON with an `alerts` list)"
 
 
@@ -176,3 +180,10 @@ def slack_alert_incident(alertname: str, model: str, summary: str, command: str 
 
 def slack_alert_reason(alertname: str) -> str:
     return f"alert {alertname}"
+
+
+SLACK_RESYNC = "Re-sync"
+
+
+def slack_resync_confirm(model: str) -> str:
+    return f"Send the desired state of {model} to the replicas that drifted from it?"

@@ -58,7 +58,12 @@ def notify_incident(
 ) -> None:
     """Queue an incident-channel post (per-model override first); `key` de-duplicates repeated notices."""
     model = request.model if request else str(payload.get("model", ""))
-    model_settings = deps.settings.models.get(model)
-    channel = (model_settings.incident_channel if model_settings else None) or deps.settings.slack.incident_channel
+    channel = incident_channel(deps, model)
     if channel:
         uow.outbox.enqueue("incident", channel, payload, key=key, at=deps.clock())
+
+
+def incident_channel(deps: Deps, model: str) -> str | None:
+    """The model's incident channel (its own override first, then slack.incident_channel), if any."""
+    model_settings = deps.settings.models.get(model)
+    return (model_settings.incident_channel if model_settings else None) or deps.settings.slack.incident_channel

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from bot.core import approvals
 from bot.core import commands as c
@@ -10,7 +11,7 @@ from bot.core.approvals import RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus
-from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
+from bot.core.rollout import ChangeSpec, RolloutPlan, Routing, plan_rollout
 from bot.core.signatures import compatibility_problems
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, record
@@ -27,6 +28,10 @@ class Proposal:
     plan: RolloutPlan
     statuses: tuple[ReplicaStatus, ...]
     signature_note: str
+    drifted: Mapping[str, int | str] = field(default_factory=dict)  # replica -> what it serves instead
+
+    def summary(self) -> str:
+        return texts.resync_summary(self.plan, self.drifted) if self.drifted else texts.plan_summary(self.plan)
 
 
 def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
@@ -69,9 +74,14 @@ def propose(deps: Deps, model: str, version: int, label: str) -> Proposal:
     loaded = {v for s in statuses for v in s.available()}
     spec = ChangeSpec(model, version, label, settings.routing, settings.keep_warm)
     plan = plan_rollout(state, spec, loaded)
+    drifted: dict[str, int | str] = {}
     if plan.from_version == version and plan.switch.served_config() == state.served_config():
-        raise Conflict(texts.already_serving(model, version, label))
-    return Proposal(plan, statuses, _signature_note(deps, model, plan))
+        # The database says this is served; only the fleet can say whether it really is (drift).
+        routed = label if settings.routing is Routing.LABELS else None
+        drifted = {r: seen for r, seen in deps.fleet.resolve(model, routed).items() if seen != version}
+        if not drifted:
+            raise Conflict(texts.already_serving(model, version, label))
+    return Proposal(plan, statuses, _signature_note(deps, model, plan), drifted)
 
 
 def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
@@ -108,7 +118,7 @@ def _change(
     proposal = propose(deps, model, version, label)
     rule = deps.policy.approval_rule(model, action)
     if dry_run:
-        return Reply(texts.dry_run(action, proposal.plan, proposal.statuses, proposal.signature_note, rule))
+        return Reply(texts.dry_run(action, proposal, rule))
     expire_due(deps)
     now = deps.clock()
     plan = proposal.plan
@@ -127,7 +137,7 @@ def _change(
         label_map=plan.before.label_map(),
         generation=plan.before.generation,
         emergency=emergency,
-        plan_summary=texts.plan_summary(plan),
+        plan_summary=proposal.summary(),
         signature_note=proposal.signature_note,
     )
     with deps.db.uow() as uow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,31 @@ class Reply:
     result: RolloutResult | None = None
 
 
+class Running:
+    """The operations this process is running right now: the recovery sweep never touches them, even if their
+    lease lapsed while the database was away, and no second rollout of this process starts beside them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ops: set[int] = set()
+
+    def add(self, op_id: int) -> None:
+        with self._lock:
+            self._ops.add(op_id)
+
+    def discard(self, op_id: int) -> None:
+        with self._lock:
+            self._ops.discard(op_id)
+
+    def __contains__(self, op_id: object) -> bool:
+        with self._lock:
+            return op_id in self._ops
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            return bool(self._ops)
+
+
 @dataclass
 class Deps:
     """Collaborators built once by bot.wiring."""
@@ -44,7 +70,12 @@ class Deps:
     fleet: Fleet
     catalog: VersionCatalog
     clock: Callable[[], datetime]
-    holder: str  # this process's name in the fleet lock
+    holder: str  # this process's name in the fleet lock (unique per process start: see wiring.process_holder)
     lock_wait_s: float = 30.0
     finish_retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # tests set () to fail fast
+    lease_s: float = 15.0  # a holder that has not renewed for this long is dead: its rollout is recovered
+    heartbeat_s: float = 5.0  # how often a running rollout renews its lease (three beats per lease)
+    late_record_delays_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)  # outcome recording after an outage, then
+    # every last delay for as long as the process lives
+    running: Running = field(default_factory=Running)
     extra: dict[str, object] = field(default_factory=dict)

@@ -13,25 +13,25 @@ from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
-from bot.usecases.execution import execute
+from bot.usecases.execution import Claim, execute, try_claim
 
 CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
 
 
 def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
-    if _waiting_for_fleet(deps, ctx, cmd.request_id):
-        return execute(deps, ctx, cmd.request_id)  # approved earlier while another rollout held the fleet
-    decided = _decide(deps, ctx, cmd.request_id, "approve", _approve_step(deps, ctx))
+    claims: list[Claim] = []
+
+    def claim_at_once(uow: UnitOfWork, stored: ChangeRequest) -> None:
+        """The approval that reaches the quorum also claims the fleet, in the same transaction, when it is free."""
+        if stored.state is RequestState.APPROVED:
+            claim = try_claim(deps, ctx, uow, stored)
+            if claim is not None:
+                claims.append(claim)
+
+    decided = _decide(deps, ctx, cmd.request_id, "approve", _approve_step(deps, ctx), then=claim_at_once)
     if decided.state is RequestState.APPROVED:
-        return execute(deps, ctx, decided.id)
+        return execute(deps, ctx, decided.id, claims[-1] if claims else None)
     return Reply(texts.approval_recorded(decided), public=True, request_id=decided.id)
-
-
-def _waiting_for_fleet(deps: Deps, ctx: Context, request_id: int) -> bool:
-    """An APPROVED request is only left un-executed when the fleet lock was busy; another approver may retry it."""
-    with deps.db.uow(readonly=True) as uow:
-        req = uow.requests.get(request_id)
-    return req is not None and req.state is RequestState.APPROVED and req.requester != ctx.actor.user_id
 
 
 def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
@@ -55,8 +55,17 @@ def _approve_step(deps: Deps, ctx: Context) -> Step:
 Step = Callable[[ChangeRequest], ChangeRequest]
 
 
-def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step: Step) -> ChangeRequest:
-    """Apply `step` to the fresh request and store it with CAS, retrying when a concurrent decider won."""
+def _decide(
+    deps: Deps,
+    ctx: Context,
+    request_id: int,
+    action: str,
+    step: Step,
+    *,
+    then: Callable[[UnitOfWork, ChangeRequest], None] | None = None,
+) -> ChangeRequest:
+    """Apply `step` to the fresh request and store it with CAS, retrying when a concurrent decider won;
+    `then` runs in the same transaction on the stored request."""
     for _ in range(CAS_ATTEMPTS):
         with deps.db.uow() as uow:
             req = uow.requests.get_for_update(request_id)
@@ -67,6 +76,11 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step: Step) 
                 _store(uow, deps, None, expired, req.version, action="expire", outcome="expired")
                 uow.commit()
                 raise Conflict(texts.request_expired(expired))
+            if action == "approve" and _waiting_for_fleet(req, ctx):
+                if then is not None:
+                    then(uow, req)
+                uow.commit()
+                return req
             try:
                 decided = step(req)
             except ModelbotError as exc:
@@ -74,9 +88,13 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step: Step) 
                 uow.commit()
                 raise
             try:
-                _store(uow, deps, ctx, decided, req.version, action=action, outcome=decided.state.value.lower())
+                stored = _store(
+                    uow, deps, ctx, decided, req.version, action=action, outcome=decided.state.value.lower()
+                )
             except Conflict:
                 continue  # lost the race: the next attempt sees the winner's state
+            if then is not None:
+                then(uow, stored)
             uow.commit()
             return decided
     raise Conflict(texts.request_busy(request_id))
@@ -84,11 +102,17 @@ def _decide(deps: Deps, ctx: Context, request_id: int, action: str, step: Step) 
 
 def _store(
     uow: UnitOfWork, deps: Deps, ctx: Context | None, req: ChangeRequest, expected: int, *, action: str, outcome: str
-) -> None:
+) -> ChangeRequest:
     stored = uow.requests.save(req, expected)
     record(uow, deps, ctx, action, outcome, request=stored)
     card = uow.requests.get_card(stored.id)
     notify_card(uow, stored, card[0] if card else None)
+    return stored
+
+
+def _waiting_for_fleet(req: ChangeRequest, ctx: Context) -> bool:
+    """An APPROVED request is only left un-executed when the fleet was busy; another approver may retry it."""
+    return req.state is RequestState.APPROVED and req.requester != ctx.actor.user_id
 
 
 def expire_due(deps: Deps) -> list[ChangeRequest]:

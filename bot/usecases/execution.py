@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
@@ -15,8 +15,10 @@ from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
+from bot.usecases import lease
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import model_state
 
 log = logging.getLogger(__name__)
@@ -39,25 +41,37 @@ class Claim:
     base: FleetConfig
 
 
-def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
-    """Claim the request (APPROVED -> EXECUTING, one winner), run the rollout, record the outcome."""
-    claim = _claim(deps, ctx, request_id)
+def execute(deps: Deps, ctx: Context, request_id: int, claim: Claim | None = None) -> Reply:
+    """Claim the request (APPROVED -> EXECUTING, one winner) unless `claim` did already, run the rollout under
+    a renewed fleet lease, record the outcome exactly once (late, if the database is away when it ends)."""
+    claim = claim or _claim(deps, ctx, request_id)
     claimed = claim.request
     if claimed.state is RequestState.VOID:
         return Reply(texts.request_void(claimed), ok=False, public=True, request_id=claimed.id)
+    deps.running.add(claim.operation_id)
+    heartbeat = lease.Heartbeat(deps, f"R{claimed.id}").start()
+    handed_over = False
     try:
-        result = _run(deps, ctx, claim)
-    except ModelbotError as exc:
-        result = _failed(str(exc))
-    except Exception:  # the outcome must be recorded whatever happened; details go to the log only
-        log.exception("rollout of R%s crashed", claimed.id)
-        result = _failed(texts.ROLLOUT_CRASHED)
-    try:
-        finished = _finish_with_retries(deps, ctx, claimed, claim.operation_id, result)
-    except StoreUnavailable:
-        # The fleet changed (or not) regardless: say what it does now, never "nothing was changed".
-        log.exception("R%s: outcome %s could not be recorded", claimed.id, result.outcome.value)
-        return Reply(texts.outcome_unrecorded(claimed, result), ok=False, public=True, request_id=claimed.id)
+        result = _rollout(deps, ctx, claim)
+        try:
+            finished = _finish_with_retries(deps, ctx, claimed, claim.operation_id, result)
+        except StoreUnavailable:
+            # The fleet changed (or not) regardless: say what it does now, never "nothing was changed", and
+            # keep the lease (and this process's claim on the operation) until the outcome is recorded.
+            log.warning(
+                "R%s: outcome %s not recorded yet; retrying until the database is back",
+                claimed.id,
+                result.outcome.value,
+            )
+            _record_later(deps, ctx, claim, result, heartbeat)
+            handed_over = True
+            return Reply(texts.outcome_unrecorded(claimed, result), ok=False, public=True, request_id=claimed.id)
+    finally:
+        if not handed_over:
+            heartbeat.stop()
+            deps.running.discard(claim.operation_id)
+    if finished is None:  # another process recovered it after our lease lapsed; its record stands
+        return Reply(texts.LEASE_LOST, ok=False, public=True, request_id=claimed.id)
     return Reply(
         texts.rollout_finished(finished, result),
         ok=result.outcome is Outcome.SUCCEEDED,
@@ -65,6 +79,16 @@ def execute(deps: Deps, ctx: Context, request_id: int) -> Reply:
         request_id=finished.id,
         result=result,
     )
+
+
+def _rollout(deps: Deps, ctx: Context, claim: Claim) -> RolloutResult:
+    try:
+        return _run(deps, ctx, claim)
+    except ModelbotError as exc:
+        return _failed(str(exc))
+    except Exception:  # the outcome must be recorded whatever happened; details go to the log only
+        log.exception("rollout of R%s crashed", claim.request.id)
+        return _failed(texts.ROLLOUT_CRASHED)
 
 
 def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
@@ -77,13 +101,23 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
                 raise NotFound(texts.unknown_request(request_id))
             if req.state is not RequestState.APPROVED:
                 raise Conflict(texts.already_decided(req))
-            if uow.fleet_lock.acquire(deps.holder, deps.clock(), _lock_ttl(deps)):
+            if lease.acquire(deps, uow):
                 claim = _claim_locked(deps, ctx, uow, req)
                 uow.commit()
                 return claim
+        if recover_interrupted(deps):  # a dead process's rollout stood in the way: recovered, try again now
+            continue
         if time.monotonic() > deadline:
             raise Conflict(texts.FLEET_BUSY)
         time.sleep(LOCK_POLL_S)
+
+
+def try_claim(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> Claim | None:
+    """Inside the caller's transaction (the approval that completed the quorum): take the fleet and start
+    executing `req` at once, or None when the fleet is busy (then `execute` waits for it)."""
+    if not lease.acquire(deps, uow):
+        return None
+    return _claim_locked(deps, ctx, uow, req)
 
 
 def _claim_locked(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> Claim:
@@ -102,14 +136,13 @@ def _claim_locked(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest)
     card = uow.requests.get_card(stored.id)
     notify_card(uow, stored, card[0] if card else None)
     if void:
-        uow.fleet_lock.release(deps.holder)
+        lease.release(deps, uow)
         return Claim(stored, 0, FleetConfig())
-    op_id = uow.operations.start(stored.id, stored.model, deps.clock())
-    return Claim(stored, op_id, uow.desired.load() or FleetConfig())
-
-
-def _lock_ttl(deps: Deps) -> timedelta:
-    return timedelta(seconds=2 * deps.settings.serving.converge_timeout_s + 120)
+    base = uow.desired.load() or FleetConfig()
+    op_id = uow.operations.start(
+        stored.id, stored.model, deps.clock(), holder=deps.holder, before=base.model(stored.model)
+    )
+    return Claim(stored, op_id, base)
 
 
 def _plan(deps: Deps, req: ChangeRequest, base: FleetConfig) -> RolloutPlan:
@@ -128,7 +161,9 @@ def _run(deps: Deps, ctx: Context, claim: Claim) -> RolloutResult:
     plan = _plan(deps, claim.request, claim.base)
 
     def persist(config: FleetConfig) -> None:
+        """Fenced by the lease: a process whose lease was taken over records and sends nothing more."""
         with deps.db.uow() as uow:
+            lease.fence(deps, uow)
             uow.desired.save(config)
             uow.commit()
 
@@ -145,8 +180,8 @@ def _failed(message: str) -> RolloutResult:
 
 def _finish_with_retries(
     deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: RolloutResult
-) -> ChangeRequest:
-    """The outcome must reach the audit trail: ride out a short database outage before giving up."""
+) -> ChangeRequest | None:
+    """The outcome must reach the audit trail: ride out a short database outage before handing it over."""
     for delay in (*deps.finish_retry_delays_s, None):
         try:
             return _finish(deps, ctx, req, op_id, result)
@@ -157,12 +192,18 @@ def _finish_with_retries(
     raise AssertionError("unreachable")
 
 
-def _finish(deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: RolloutResult) -> ChangeRequest:
+def _finish(
+    deps: Deps, ctx: Context | None, req: ChangeRequest, op_id: int, result: RolloutResult, *, late: str = ""
+) -> ChangeRequest | None:
+    """Record the outcome, close the request, release the lease: one transaction, exactly once (None when
+    the operation was already recorded, by a recovery that took over a lapsed lease)."""
     with deps.db.uow() as uow:
-        uow.operations.finish(op_id, result, deps.clock())
+        if not uow.operations.finish(op_id, result, deps.clock()):
+            return None
         current = uow.requests.get_for_update(req.id) or req
         done = uow.requests.save(approvals.finish(current, result.outcome), current.version)
         replicas = {r.replica: {"ok": r.ok, "phase": r.phase, "detail": r.detail} for r in result.replicas}
+        extra = {"recorded_late": late} if late else {}
         record(
             uow,
             deps,
@@ -173,27 +214,45 @@ def _finish(deps: Deps, ctx: Context, req: ChangeRequest, op_id: int, result: Ro
             message=result.message,
             replicas=replicas,
             elapsed_s=round(result.elapsed_s, 3),
+            **extra,
         )
         card = uow.requests.get_card(done.id)
         notify_card(uow, done, card[0] if card else None)
         notify_incident(uow, deps, done, texts.incident_payload(done, result))
-        uow.fleet_lock.release(deps.holder)
+        lease.release(deps, uow)
         uow.commit()
         return done
 
 
-def recover_interrupted(deps: Deps) -> list[int]:
-    """A bot that died mid-rollout leaves EXECUTING requests: end them FAILED (never re-run them)."""
-    recovered = []
-    with deps.db.uow() as uow:
-        stuck = [r for r in uow.requests.list_open() if r.state is RequestState.EXECUTING]
-        if not stuck or not uow.fleet_lock.acquire(deps.holder, deps.clock(), _lock_ttl(deps)):
-            return []  # nothing stuck, or a live process still holds the lease and is running it
-        for req in stuck:
-            done = uow.requests.save(approvals.finish(req, Outcome.FAILED), req.version)
-            record(uow, deps, None, "execute", "interrupted", request=done, message=texts.INTERRUPTED)
-            notify_incident(uow, deps, done, texts.incident_payload(done, _failed(texts.INTERRUPTED)))
-            recovered.append(done.id)
-        uow.fleet_lock.release(deps.holder)
-        uow.commit()
-    return recovered
+def _record_later(deps: Deps, ctx: Context, claim: Claim, result: RolloutResult, heartbeat: lease.Heartbeat) -> None:
+    """Keep trying to record `result` on a daemon thread until the database is back, holding the lease (so no
+    recovery second-guesses a rollout whose outcome this process knows); then release everything."""
+    since = deps.clock()
+
+    def keep_trying() -> None:
+        delays = iter(deps.late_record_delays_s)
+        delay = next(delays, 5.0)
+        try:
+            while True:
+                time.sleep(delay)
+                delay = next(delays, delay)
+                try:
+                    late = texts.recorded_late(since, deps.clock())
+                    done = _finish(deps, ctx, claim.request, claim.operation_id, result, late=late)
+                except StoreUnavailable:
+                    continue
+                except Exception:
+                    log.exception("R%s: recording the outcome failed", claim.request.id)
+                    continue
+                log.warning(
+                    "R%s: outcome %s %s",
+                    claim.request.id,
+                    result.outcome.value,
+                    "recorded" if done else "was recorded by a recovery",
+                )
+                return
+        finally:
+            heartbeat.stop()
+            deps.running.discard(claim.operation_id)
+
+    threading.Thread(target=keep_trying, name=f"record-R{claim.request.id}", daemon=True).start()

@@ -18,8 +18,14 @@ from bot.usecases.state import fleet_config, model_state
 def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
     config = fleet_config(deps)
     names = sorted(set(deps.settings.models) | set(config.names()))
-    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
-        statuses = dict(zip(names, pool.map(deps.fleet.model_status, names), strict=True))
+    routes = {name: _route(deps, name) for name in names}
+    with ThreadPoolExecutor(max_workers=max(min(len(names) * 2, 32), 1)) as pool:
+        status_f = {name: pool.submit(deps.fleet.model_status, name) for name in names}
+        resolve_f = {
+            name: pool.submit(deps.fleet.resolve, name, routes[name]) for name in names if name in config.names()
+        }
+        statuses = {name: f.result() for name, f in status_f.items()}
+        resolved = {name: f.result() for name, f in resolve_f.items()}
     rows = []
     for name in names:
         state = config.model(name)
@@ -29,9 +35,20 @@ def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
                 labels=state.label_map() if state else {},
                 desired=state.policy.versions if state else (),
                 replicas=statuses[name],
+                route=routes[name],
+                expected=state.resolves(routes[name]) if state else None,
+                resolved=resolved.get(name),
             )
         )
     return Reply(texts.model_list(rows))
+
+
+def _route(deps: Deps, model: str) -> str | None:
+    """The label clients of `model` use, or None for unversioned requests (`routing: latest`)."""
+    settings = deps.settings.models.get(model)
+    if settings is None:
+        return None
+    return settings.label if settings.routing is Routing.LABELS else None
 
 
 def versions(deps: Deps, ctx: Context, cmd: c.Versions) -> Reply:
@@ -63,15 +80,13 @@ def _state_name(status: ReplicaStatus, version: int) -> str:
 
 
 def status(deps: Deps, ctx: Context, cmd: c.Status) -> Reply:
-    settings = deps.settings.models[cmd.model_name]
     state = model_state(deps, cmd.model_name)
-    label = settings.label if settings.routing is Routing.LABELS else None
+    label = _route(deps, cmd.model_name)
     with ThreadPoolExecutor(max_workers=2) as pool:
         statuses_f = pool.submit(deps.fleet.model_status, cmd.model_name)
         resolved_f = pool.submit(deps.fleet.resolve, cmd.model_name, label)
         statuses, resolved = statuses_f.result(), resolved_f.result()
-    expected = state.label(label) if label else (max(state.policy.versions) if state.policy.versions else None)
-    return Reply(texts.status_report(state, label, expected, statuses, resolved))
+    return Reply(texts.status_report(state, label, state.resolves(label), statuses, resolved))
 
 
 def history(deps: Deps, ctx: Context, cmd: c.History) -> Reply:

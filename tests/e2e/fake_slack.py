@@ -7,6 +7,11 @@ posted are kept so chat.update can find (or miss) them; users and user groups ar
     fake.fail_next("chat.postMessage", 3, status=500)                # HTTP 500 three times
     fake.fail_next("chat.postMessage", 1, status=429, retry_after=1)  # rate limited
     fake.fail_next("chat.postMessage", 1, error="channel_not_found")  # HTTP 200, ok: false
+    fake.fail_next("chat.postMessage", 1, status=0, hang_s=15)       # no answer for 15 s, then dropped
+    fake.fail_next("chat.update", 1, hang_s=15)                       # carried out and answered after 15 s
+
+`fake.scopes` is what the token is granted (the `x-oauth-scopes` header of auth.test); `add_channel` makes a
+channel conversations.info knows (any other id is channel_not_found).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from urllib.parse import parse_qsl
 
 BOT_USER = "U0MODELBOT"
 TEAM = "T0FAKE"
+SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Injected:
     error: str | None = None
     retry_after: int | None = None
     channel: str | None = None  # only calls to this channel fail
+    hang_s: float = 0.0  # answer only after this long (or heal()): past the client's timeout, a timeout
 
 
 class FakeSlack:
@@ -52,11 +59,14 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.scopes: list[str] = list(SCOPES)
         self._failures: dict[str, deque[Injected]] = defaultdict(deque)
         self._used_triggers: set[str] = set()
         self._ts = itertools.count(1)
         self._hooks = itertools.count(1)
         self._lock = threading.Lock()
+        self._release = threading.Event()  # set by heal() and on exit: hanging calls answer at once
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -68,6 +78,7 @@ class FakeSlack:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -98,6 +109,19 @@ class FakeSlack:
     def set_group(self, group_id: str, members: list[str]) -> None:
         self.groups[group_id] = list(members)
 
+    def add_channel(
+        self, channel_id: str, name: str = "", *, member: bool = True, private: bool = False, archived: bool = False
+    ) -> None:
+        """A channel conversations.info answers for; `member`: the bot is in it."""
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "name": name or channel_id.lower(),
+            "is_channel": True,
+            "is_private": private,
+            "is_archived": archived,
+            "is_member": member,
+        }
+
     def fail_next(
         self,
         method: str,
@@ -107,15 +131,22 @@ class FakeSlack:
         error: str | None = None,
         retry_after: int | None = None,
         channel: str | None = None,
+        hang_s: float = 0.0,
     ) -> None:
         """The next `count` calls of `method` fail: HTTP `status` (500, 429...), a dropped connection (status=0),
-        or HTTP 200 with ok:false `error`; with `channel`, only calls posting to that channel count."""
+        or HTTP 200 with ok:false `error`; with `channel`, only calls posting to that channel count. With
+        `hang_s`, that failure comes only after `hang_s` seconds (or at heal()): status=0 with a `hang_s` longer
+        than the client's timeout is a timeout of a call Slack never carried out; `hang_s` alone (no status, no
+        error) is a slow call that Slack does carry out, after the client may have given up."""
         with self._lock:
-            self._failures[method].extend([Injected(status, error, retry_after, channel)] * count)
+            self._failures[method].extend([Injected(status, error, retry_after, channel, hang_s)] * count)
 
     def heal(self) -> None:
+        """Injected failures are forgotten and calls hanging now are answered (with their failure) at once."""
         with self._lock:
             self._failures.clear()
+            released, self._release = self._release, threading.Event()
+        released.set()
 
     # --- what the test asserts on
 
@@ -145,6 +176,12 @@ class FakeSlack:
 
     def answer(self, method: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         injected = self._take_failure(method, body)
+        if injected is not None and injected.hang_s > 0:
+            with self._lock:
+                release = self._release
+            release.wait(injected.hang_s)
+            if injected.status == 200 and injected.error is None:  # slow, not failed
+                injected = None
         if injected is not None and injected.status == 0:
             return 0, {}, {}
         if injected is not None and injected.status == 429:
@@ -233,6 +270,10 @@ class FakeSlack:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.groups[group])}
 
+    def _conversations_info(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel = self.channels.get(str(body.get("channel")))
+        return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
+
     def _conversations_open(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": f"D{str(body.get('users', 'X'))[:10]}"}}
 
@@ -266,17 +307,20 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             ok = status == 200 and bool(answer.get("ok"))
             fake.record(Call(method, self.path, headers, body, status, ok, answer))
             if method == "auth.test":
-                extra = {**extra, "x-oauth-scopes": "commands,chat:write,users:read,usergroups:read"}
+                extra = {**extra, "x-oauth-scopes": ",".join(fake.scopes)}
             self._send(status, json.dumps(answer).encode(), "application/json", extra)
 
         def _send(self, status: int, data: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (timed out) before the answer
+                self.close_connection = True
 
     return Handler
 

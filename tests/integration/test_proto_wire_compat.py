@@ -11,14 +11,24 @@ from typing import Any
 import pytest
 
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
-from bot.serving.config_proto import to_proto, write_model_config_file
+from bot.serving.config_proto import from_proto, to_proto, write_model_config_file
 from tests.integration.describe_protos import OURS, dump
+from tests.model_config_corpus import corpus_names, corpus_text, parsed
 
 pytestmark = pytest.mark.tensorflow
 ROOT = Path(__file__).resolve().parents[2]
 
 # ssl_config.proto is not shipped in the tensorflow-serving-api wheel (reference §6): checked by hand.
 SSL_CONFIG = {"server_key": (1, 9), "server_cert": (2, 9), "custom_ca": (3, 9), "client_verify": (4, 8)}
+SERVER_CONFIG = "tensorflow.serving.ModelServerConfig"
+# Parses each text-format file with TF Serving's own ModelServerConfig; prints its binary form, hex, one a line.
+PARSE_WITH_REAL_PROTO = (
+    "import sys\nfrom google.protobuf import text_format\n"
+    "from tensorflow_serving.config import model_server_config_pb2 as m\n"
+    "for path in sys.argv[1:]:\n"
+    "    c = text_format.Parse(open(path).read(), m.ModelServerConfig())\n"
+    "    print(c.SerializeToString(deterministic=True).hex())\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,11 +80,35 @@ def test_service_methods_match(ours: dict[str, Any], real: dict[str, Any]) -> No
             assert real["services"][service][method] == types, f"{service}/{method}"
 
 
+def test_the_whole_model_server_config_is_ours(ours: dict[str, Any], real: dict[str, Any]) -> None:
+    """Every message and enum ModelServerConfig contains upstream (logging configs included) has all its fields
+    and values in ours, so an adopted config never loses a field it could hold (issue 8)."""
+    reachable, todo = set(), [SERVER_CONFIG]
+    while todo:
+        name = todo.pop()
+        if name in reachable or name.startswith("google.protobuf."):  # Any: a well-known type, kept whole
+            continue
+        reachable.add(name)
+        todo += [spec["type_name"] for spec in real["messages"].get(name, {}).values() if spec["type_name"]]
+    assert "tensorflow.serving.PerTaskSamplingConfig" in reachable  # the walk reaches the logging configs
+    for name in sorted(reachable):
+        if name in real["enums"]:
+            assert ours["enums"].get(name) == real["enums"][name], name
+        else:
+            assert ours["messages"].get(name) == real["messages"][name], name
+    attributes = "tensorflow.serving.SamplingConfig.Attributes"  # a nested enum no field refers to
+    assert ours["enums"][attributes] == real["enums"][attributes]
+
+
 def test_the_comparison_covers_what_the_bot_uses(ours: dict[str, Any]) -> None:
     """Guard against a vacuous pass: the messages the bot sends and reads are in the comparison."""
     for name in (
         "tensorflow.serving.ModelServerConfig",
         "tensorflow.serving.ModelConfig",
+        "tensorflow.serving.LoggingConfig",
+        "tensorflow.serving.SamplingConfig",
+        "tensorflow.serving.PerTaskSamplingConfig",
+        "tensorflow.serving.LogCollectorConfig",
         "tensorflow.serving.ReloadConfigRequest",
         "tensorflow.serving.GetModelStatusResponse",
         "tensorflow.serving.GetModelMetadataResponse",
@@ -101,12 +135,28 @@ def test_written_models_config_parses_with_the_real_proto(tmp_path: Path) -> Non
     )
     path = tmp_path / "models.config"
     write_model_config_file(path, config)
-    code = (
-        "import sys\nfrom google.protobuf import text_format\n"
-        "from tensorflow_serving.config import model_server_config_pb2 as m\n"
-        "c = text_format.Parse(open(sys.argv[1]).read(), m.ModelServerConfig())\n"
-        "sys.stdout.buffer.write(c.SerializeToString(deterministic=True))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=240, check=False)
+    assert _parse_with_real_proto([path]) == [to_proto(config).SerializeToString(deterministic=True)]
+
+
+def test_corpus_reads_the_same_with_the_real_proto_and_is_written_back_losslessly(tmp_path: Path) -> None:
+    """Each corpus file parses to the same bytes with TF Serving's protos as with ours (nothing unknown to us), and
+    the file the bot writes after adopting it parses, with TF Serving's protos, to exactly what the bot sends."""
+    originals, written, sent = [], [], []
+    for name in corpus_names():
+        original = tmp_path / f"{name}.config"
+        original.write_text(corpus_text(name))
+        adopted = from_proto(parsed(original.read_text()))
+        write_model_config_file(tmp_path / f"{name}.written", adopted)
+        originals.append(original)
+        written.append(tmp_path / f"{name}.written")
+        sent.append(to_proto(adopted).SerializeToString(deterministic=True))
+    real_originals = _parse_with_real_proto(originals)
+    assert real_originals == [parsed(p.read_text()).SerializeToString(deterministic=True) for p in originals]
+    assert _parse_with_real_proto(written) == sent
+
+
+def _parse_with_real_proto(paths: list[Path]) -> list[bytes]:
+    args = [sys.executable, "-c", PARSE_WITH_REAL_PROTO, *map(str, paths)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout == to_proto(config).SerializeToString(deterministic=True)
+    return [bytes.fromhex(line) for line in proc.stdout.split()]

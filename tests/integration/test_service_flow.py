@@ -11,6 +11,7 @@ import pytest
 from bot.core.approvals import RequestState
 from bot.serving.config_proto import write_model_config_file
 from bot.store import audit_export
+from tests.devstack_support import wait_until
 from tests.fakes import FlakyDatabase
 from tests.service_harness import ALICE, BOB, CAROL, DAVE, Harness, demo_settings, initial_config, make_harness
 
@@ -183,23 +184,6 @@ def test_approved_request_waiting_for_the_fleet_can_be_retried(h: Harness) -> No
     assert h.fleet.rollouts == 1
 
 
-def test_rollout_of_a_dead_process_is_closed_as_failed(h: Harness) -> None:
-    """A request left EXECUTING by a crashed process ends FAILED (never re-run) once its lease lapses."""
-    h.say(ALICE, ROLLBACK)
-    with h.bot.db.uow() as uow:
-        req = uow.requests.get_for_update(1)
-        uow.requests.save(replace(req, state=RequestState.EXECUTING), req.version)
-        assert uow.fleet_lock.acquire("crashed-host:123", h.clock(), timedelta(minutes=12))
-        uow.commit()
-    h.bot.service.expire_due()
-    assert _request(h, 1).state is RequestState.EXECUTING  # the lease is still held: it may be running
-    h.clock.advance(minutes=13)
-    h.bot.service.expire_due()
-    assert _request(h, 1).state is RequestState.FAILED
-    assert ("modelbot", "execute", "interrupted") in _audit(h)
-    assert h.fleet.rollouts == 0
-
-
 def test_bootstrap_adopts_what_is_served_and_sends_nothing(h: Harness) -> None:
     """On first start the bot adopts the fleet's state (stable=3, v3 loaded) into the database without a reload."""
     assert len(h.fleet.sent) == 1  # only the harness's own initial config: the bot sent nothing
@@ -237,18 +221,29 @@ def test_short_database_outage_after_the_rollout_is_ridden_out(h: Harness) -> No
 
 
 def test_long_database_outage_after_the_rollout_is_reported_truthfully(h: Harness) -> None:
-    """If the outcome cannot be recorded, the reply says what the fleet serves, never 'nothing was changed'."""
+    """If the outcome cannot be recorded, the reply says what the fleet serves, never 'nothing was changed';
+    the lease is kept, no sweep second-guesses it, and the outcome is recorded (late, once) when it is back."""
+    deps = h.bot.service.deps
     flaky = FlakyDatabase(h.bot.db)
-    h.bot.service.deps.db = flaky
-    h.bot.service.deps.finish_retry_delays_s = (0.0,)
+    deps.db = flaky
+    deps.finish_retry_delays_s = (0.0,)
+    deps.late_record_delays_s = (0.5,)
     h.fleet.after_rollout = lambda: setattr(flaky, "down", True)
     h.say(ALICE, ROLLBACK)
     reply = h.say(BOB, "approve R1")
     assert not reply.ok
     assert "SUCCEEDED" in reply.text and "not recorded" in reply.text
     assert "nothing was changed" not in reply.text.lower()
+    h.clock.advance(seconds=deps.lease_s + 1)  # its lease looks lapsed, but this process still runs it
     flaky.down = False
-    assert _request(h, 1).state is RequestState.EXECUTING  # closed later by housekeeping, never re-run
+    assert h.bot.service.recover() == []  # the lapsed-looking lease belongs to a rollout this process runs
+    done = wait_until(lambda: _request(h, 1).state is RequestState.SUCCEEDED or None, 10, "the late record")
+    assert done
+    with h.bot.db.uow() as uow:
+        rows = [e for e in uow.audit.for_request(1) if e.action == "execute" and e.outcome != "executing"]
+        assert uow.fleet_lock.holder(h.clock()) is None  # released with the record
+    assert [e.outcome for e in rows] == ["succeeded"] and "recorded late" in rows[0].detail["recorded_late"]
+    assert h.fleet.rollouts == 1
 
 
 def test_database_outage_before_the_first_reload_changes_nothing(h: Harness) -> None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bot.core import commands as c
 from bot.core.errors import UsageError
-from bot.parsing import VERB_SPECS, format_command, help_text, parse
+from bot.parsing import VERB_SPECS, format_command, help_text, parse, request_id_value
 from bot.texts import commands as texts
 from bot.tokenising import forbidden_character, one_line, quote_word, split_words
 
@@ -165,7 +165,7 @@ BAD = [
     ("help rolback", "unknown command 'rolback'; did you mean rollback?", U["help"]),
     ("help list extra", "unexpected 'extra'", U["help"]),
     ("x" * 2001, "the command is 2,001 characters long; the limit is 2,000", texts.GENERAL_USAGE),
-    ("approve " + "9" * 30, "REQUEST_ID must look like R7, not '" + "9" * 30 + "'", U["approve"]),
+    ("approve " + "9" * 30, texts.request_id_too_large("9" * 30), U["approve"]),
 ]
 
 
@@ -322,3 +322,72 @@ FRAGMENTS = st.sampled_from(
 def test_command_like_text_raises_only_usage_error(parts: list[str], separator: str) -> None:
     """Near-miss commands assembled from real verbs, flags and quotes parse or raise UsageError only."""
     _assert_parses_or_explains(separator.join(parts))
+
+
+# --- 64-bit bounds: TF Serving versions are int64 and the store's ids are BIGINT (issue 7 item 5)
+
+INT64_MAX = 2**63 - 1
+INT64_BOUNDS_GOOD = [
+    ("promote fraud_detector 20240101120000", c.Promote("fraud_detector", 20240101120000)),
+    (f"promote fraud_detector {INT64_MAX}", c.Promote("fraud_detector", INT64_MAX)),
+    (f"rollback fraud_detector {INT64_MAX}", c.Rollback("fraud_detector", INT64_MAX)),
+    (f"rollback fraud_detector 000{INT64_MAX}", c.Rollback("fraud_detector", INT64_MAX)),
+    ("approve R999999999999", c.Approve(999999999999)),
+    (f"approve R{INT64_MAX}", c.Approve(INT64_MAX)),
+    (f"reject {INT64_MAX}", c.Reject(INT64_MAX)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), INT64_BOUNDS_GOOD, ids=[t for t, _ in INT64_BOUNDS_GOOD])
+def test_versions_and_request_ids_up_to_int64_max_are_accepted(text: str, expected: c.Command) -> None:
+    """Timestamp-named versions and any id up to 2^63-1 parse to exactly that number."""
+    assert parse(text, MODELS) == expected
+
+
+INT64_BOUNDS_BAD = [
+    (f"promote fraud_detector {INT64_MAX + 1}", f"VERSION '{INT64_MAX + 1}' is too large", U["promote"]),
+    (f"rollback fraud_detector {INT64_MAX + 1}", f"VERSION '{INT64_MAX + 1}' is too large", U["rollback"]),
+    ("promote fraud_detector 99999999999999999999999", "VERSION '99999999999999999999999' is too large", U["promote"]),
+    ("promote fraud_detector -20240101120000", "VERSION must be a positive whole number, not '-20240101120000'",
+     U["promote"]),
+    (f"approve R{INT64_MAX + 1}", f"REQUEST_ID 'R{INT64_MAX + 1}' is too large; no request has such a number",
+     U["approve"]),
+    ("reject 99999999999999999999999 --reason x",
+     "REQUEST_ID '99999999999999999999999' is too large; no request has such a number", U["reject"]),
+    ("approve -7", "REQUEST_ID must look like R7, not '-7'", U["approve"]),
+    ("approve R-7", "REQUEST_ID must look like R7, not 'R-7'", U["approve"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message", "usage"), INT64_BOUNDS_BAD, ids=[t for t, _, _ in INT64_BOUNDS_BAD])
+def test_numbers_beyond_int64_or_negative_are_refused_clearly(text: str, message: str, usage: str) -> None:
+    """A version or request id above 2^63-1, or negative, is a one-line UsageError, never reaching the store."""
+    with pytest.raises(UsageError) as caught:
+        parse(text, MODELS)
+    assert str(caught.value) == message
+    assert caught.value.usage == usage
+
+
+BUTTON_VALUES = [
+    ("7", 7),
+    ("999999999999999999", 999999999999999999),
+    (str(INT64_MAX), INT64_MAX),
+    (INT64_MAX, INT64_MAX),
+    (str(INT64_MAX + 1), None),
+    ("99999999999999999999999", None),
+    ("0", None),
+    ("-7", None),
+    ("R7", None),
+    ("", None),
+    (INT64_MAX + 1, None),
+    (0, None),
+    (True, None),
+    (None, None),
+    ("9" * 5000, None),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), BUTTON_VALUES, ids=[repr(v)[:30] for v, _ in BUTTON_VALUES])
+def test_button_and_modal_request_values_are_bounded(value: object, expected: int | None) -> None:
+    """A card button value or modal metadata names a request only if it is a whole number from 1 to 2^63-1."""
+    assert request_id_value(value) == expected

@@ -292,7 +292,7 @@ def test_load_policy_reports_duplicate_members(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_policy(path)
     assert caught.value.problems == (
-        "line 7: duplicate key 'U02BOB' (first on line 5); YAML keeps only the last, so merge the two entries",
+        "members.U02BOB: duplicate key on line 7 (first on line 5); YAML keeps only the last, so merge the two entries",
         "approval_ttl: 'soon' is not a duration like 30m, 2h, 90s or 1h30m",
     )
     assert caught.value.source == str(path)

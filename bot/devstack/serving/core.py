@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from pathlib import Path
 
 from bot.devstack.serving.discovery import FileSystemSource, ServableToMonitor, VersionPolicy
 from bot.devstack.serving.loading import LoadedServable
@@ -13,6 +14,7 @@ from bot.devstack.serving.manager import AspiredVersionsManager
 from bot.devstack.serving.monitor import FreshMonitor, ManagerState, ServableState, StateMonitor
 from bot.devstack.serving.status import Code, TfError
 from bot.devstack.serving.validation import (
+    SUPPORTED_PLATFORMS,
     check_routes,
     validate_model_config_list,
     validate_no_models_change_platforms,
@@ -22,6 +24,9 @@ from bot.serving.protos import tfs_apis_pb2
 log = logging.getLogger("devstack.core")
 
 ModelServerConfig = tfs_apis_pb2.ModelServerConfig
+# ServerRequestLogger::CreateUpdateRequestLocked (core/server_request_logger.cc): the stock server creates its
+# logger with no request-logger-creator (ServerCore::Create), so any logging_config is refused with this.
+NO_REQUEST_LOGGER = "No request-logger-creator provided."
 
 
 def _unavailable_error(reached: Sequence[ServableState], noun: str) -> TfError | None:
@@ -36,6 +41,12 @@ def _unavailable_error(reached: Sequence[ServableState], noun: str) -> TfError |
         for s in failed
     )
     return TfError(Code.UNKNOWN, f"{len(failed)} {noun} did not become available: {{{entries}}}")
+
+
+def _copied(config: tfs_apis_pb2.LoggingConfig) -> tfs_apis_pb2.LoggingConfig:
+    copy = tfs_apis_pb2.LoggingConfig()
+    copy.CopyFrom(config)
+    return copy
 
 
 def _copy_policy(config: tfs_apis_pb2.ModelConfig) -> VersionPolicy:
@@ -53,8 +64,14 @@ class ServerCore:
         file_system_poll_wait_seconds: float,
         allow_version_labels_for_unavailable_models: bool,
         stopping: threading.Event,
+        request_logger: bool = False,
+        platforms: Collection[str] = SUPPORTED_PLATFORMS,
+        dump_config: str = "",
     ) -> None:
+        """`request_logger`: a build with a request-logger-creator (stock: none); `platforms`: the ones it can
+        load; `dump_config`: test-only file that receives the stored config whenever a reload stores one."""
         self._monitor = monitor
+        self._reload_delay_seconds = 0.0
         self._manager = manager
         self._poll_wait_seconds = file_system_poll_wait_seconds
         self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
@@ -65,6 +82,10 @@ class ServerCore:
         self._labels_mu = threading.Lock()
         self._labels: dict[str, dict[str, int]] | None = None  # None until the first successful label update
         self._source: FileSystemSource | None = None
+        self._request_logger = request_logger
+        self._platforms = frozenset(platforms)
+        self._dump_config = dump_config
+        self._logging_configs: dict[str, tfs_apis_pb2.LoggingConfig] = {}  # what the request logger applies
 
     def config(self) -> ModelServerConfig:
         """A copy of the stored config (which may be a rejected one, see reload_config)."""
@@ -73,10 +94,18 @@ class ServerCore:
         return copy
 
     # --- ReloadConfig -------------------------------------------------------------------------------------
+    def delay_reloads(self, seconds: float) -> None:
+        """Emulator knob (--devstack_reload_delay_seconds): every later reload waits this long inside the config
+        mutex before it is applied, like a slow replica; reloads behind it queue, and it is still applied even
+        when the client gave up (the handler ignores deadlines, reference §1.3)."""
+        self._reload_delay_seconds = seconds
+
     def reload_config(self, new_config: ModelServerConfig) -> None:
         """Apply a whole new config or raise the TF error. Not rolled back: the stored config is replaced before
         the label check and the model update, so a failure there leaves the rejected config stored."""
         with self._config_mu:
+            if self._reload_delay_seconds > 0:  # emulator knob: a slow replica (the reload is still applied)
+                self._stopping.wait(self._reload_delay_seconds)
             old_case = self._config.WhichOneof("config")
             new_case = new_config.WhichOneof("config")
             is_first = old_case is None
@@ -97,13 +126,44 @@ class ServerCore:
                     )
             self._config = ModelServerConfig()
             self._config.CopyFrom(new_config)
-            self._update_label_map()
-            if new_case == "custom_model_config":
-                # server.cc LoadCustomModelConfig is a LOG(FATAL): the real process dies here.
-                log.critical("ModelServer does not yet support custom model config.")
-                os._exit(1)
-            self._add_models()
-            log.info("Finished reloading config")
+            self._dump_stored_config()  # from here on it stays stored, even if a later step fails or hangs
+            self._apply_stored_config(new_case)
+
+    def _apply_stored_config(self, case: str) -> None:
+        """ReloadConfig after `config_ = new_config`: labels, models, then the request logger (steps 7-9)."""
+        self._update_label_map()
+        if case == "custom_model_config":
+            # server.cc LoadCustomModelConfig is a LOG(FATAL): the real process dies here.
+            log.critical("ModelServer does not yet support custom model config.")
+            os._exit(1)
+        self._add_models()
+        self._update_request_logger()
+        log.info("Finished reloading config")
+
+    def _update_request_logger(self) -> None:
+        """MaybeUpdateServerRequestLogger, after every model was added or updated (and new ones awaited): a
+        failure here leaves everything else applied and the logger as it was."""
+        configs = {
+            model.name: _copied(model.logging_config)
+            for model in self._config.model_config_list.config
+            if model.HasField("logging_config")
+        }
+        if configs and not self._request_logger:
+            raise TfError(Code.INVALID_ARGUMENT, NO_REQUEST_LOGGER)
+        if configs != self._logging_configs:
+            log.info("Request logger updated; logging model(s): %s", ", ".join(sorted(configs)) or "none")
+        self._logging_configs = configs
+
+    def _dump_stored_config(self) -> None:
+        if not self._dump_config:
+            return
+        target = Path(self._dump_config)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(self._config.SerializeToString(deterministic=True))
+            tmp.replace(target)
+        except OSError as error:  # a test knob must not change how the reload ends
+            log.error("--devstack_dump_config: cannot write %s: %s", target, error)
 
     def _update_label_map(self) -> None:
         """Build and validate the complete label map against CURRENT states, then swap it in atomically."""
@@ -135,7 +195,7 @@ class ServerCore:
         """AddModelsViaModelConfigList: routes, then the source; wait only for model names that are new."""
         configs = self._config.model_config_list.config
         servables = [ServableToMonitor(c.name, c.base_path, _copy_policy(c)) for c in configs]
-        check_routes(configs)
+        check_routes(configs, self._platforms)
         if self._source is None:
             self._start_source(servables)
             return

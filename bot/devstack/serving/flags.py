@@ -30,7 +30,14 @@ class ServerFlags:
     devstack_load_seconds: float = 0.2
     devstack_manage_interval_seconds: float = 0.1
     devstack_stall: frozenset[tuple[str, int]] = frozenset()
+    devstack_reload_delay_seconds: float = 0.0  # every ReloadConfig after start-up is applied this much later
     devstack_parent_pid: int = 0  # exit when this process is gone, so a killed test run leaves no replicas
+    # A build with a request logger (ServerCore::Options::server_request_logger set): logging_config is accepted.
+    devstack_request_logger: bool = False
+    # The platforms this build can load (PlatformConfigMap; the stock server knows only "tensorflow").
+    devstack_platforms: frozenset[str] = frozenset({"tensorflow"})
+    # Test-only: after every reload that stored a config, write it here (binary ModelServerConfig, atomically).
+    devstack_dump_config: str = ""
 
     @property
     def load_retry_interval_seconds(self) -> float:
@@ -55,6 +62,13 @@ def _stall(text: str) -> tuple[str, int]:
     if not sep or not model or not version.lstrip("-").isdigit():
         raise argparse.ArgumentTypeError(f"expected MODEL:VERSION, got {text!r}")
     return model, int(version)
+
+
+def _platforms(text: str) -> frozenset[str]:
+    platforms = frozenset(p.strip() for p in text.split(",") if p.strip())
+    if not platforms:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of platforms, got {text!r}")
+    return platforms
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +107,38 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODEL:VERSION",
         help="this version stays LOADING forever on this replica (repeatable)",
     )
+    add(
+        "--devstack_reload_delay_seconds",
+        type=float,
+        default=defaults.devstack_reload_delay_seconds,
+        help="every ReloadConfig after start-up waits this long (holding the config lock) before it is applied",
+    )
+    add(
+        "--devstack_request_logger",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=defaults.devstack_request_logger,
+        help="emulate a build with a request logger: accept each model's logging_config and keep it (the stock "
+        'server answers INVALID_ARGUMENT "No request-logger-creator provided." to any config that has one)',
+    )
+    add(
+        "--devstack_platforms",
+        type=_platforms,
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="the model_platforms this build can load, like --platform_config_file (default: tensorflow; "
+        'repeatable); any other is "Model <name> requests unsupported platform <platform>"',
+    )
+    add(
+        "--devstack_dump_config",
+        default=defaults.devstack_dump_config,
+        metavar="FILE",
+        help="test-only: after every reload that stored a config (accepted, or rejected after it was stored), "
+        "write the stored ModelServerConfig to FILE (binary proto, replaced atomically); TF Serving has no call "
+        "that returns it",
+    )
     add("--devstack_parent_pid", type=int, default=defaults.devstack_parent_pid, help="exit when this pid is gone")
     return parser
 
@@ -102,4 +148,5 @@ def parse_flags(argv: Sequence[str]) -> ServerFlags:
     args = _parser().parse_args(list(argv))
     values = vars(args)
     values["devstack_stall"] = frozenset(values["devstack_stall"])
+    values["devstack_platforms"] = frozenset().union(*values["devstack_platforms"]) or ServerFlags.devstack_platforms
     return ServerFlags(**values)

@@ -135,11 +135,15 @@ def run(flags: ServerFlags) -> int:
         file_system_poll_wait_seconds=flags.file_system_poll_wait_seconds,
         allow_version_labels_for_unavailable_models=flags.allow_version_labels_for_unavailable_models,
         stopping=stopping,
+        request_logger=flags.devstack_request_logger,
+        platforms=flags.devstack_platforms,
+        dump_config=flags.devstack_dump_config,
     )
     try:
         config = initial_config(flags)
         manager.start()
         core.reload_config(config)
+        core.delay_reloads(flags.devstack_reload_delay_seconds)  # the initial load is never delayed
         server, port = _grpc_server(flags, core, monitor)
     except (StartupError, TfError) as error:
         stopping.set()

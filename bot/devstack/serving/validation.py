@@ -10,7 +10,8 @@ from bot.serving.protos import tfs_apis_pb2
 
 ModelConfig = tfs_apis_pb2.ModelConfig
 
-# model_platform_types.h; the stock server registers only this one without --platform_config_file.
+# model_platform_types.h; the stock server registers only this one without --platform_config_file
+# (--devstack_platforms emulates a build that registers others).
 SUPPORTED_PLATFORMS = frozenset({"tensorflow"})
 
 
@@ -23,7 +24,11 @@ def get_platform(config: ModelConfig) -> str:
                 "Illegal setting both ModelServerConfig::model_type (deprecated) and "
                 f"ModelServerConfig::model_platform, model name is {config.name}",
             )
-        return "tensorflow" if config.model_type == tfs_apis_pb2.TENSORFLOW else "other"
+        if config.model_type != tfs_apis_pb2.TENSORFLOW:
+            raise TfError(
+                Code.INVALID_ARGUMENT, f"ModelServerConfig::model_type choice {config.model_type} not supported."
+            )
+        return "tensorflow"
     if not config.model_platform:
         raise TfError(
             Code.INVALID_ARGUMENT,

@@ -66,13 +66,39 @@ class Router:
         return [response.body]
 
 
-def read_body(environ: Environ) -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY_BYTES."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > MAX_BODY_BYTES:
-        return None
-    data: bytes = environ["wsgi.input"].read(length) if length > 0 else b""
-    return data
+def read_body(environ: Environ, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The request body, or None when it is larger than `limit`; never reads more than `limit` + 1 bytes.
+
+    A Content-Length above the limit is refused before anything is read. A body without one (chunked, on a
+    server that marks its input EOF-terminated, as waitress does) is read up to limit + 1 bytes; one byte more
+    than the limit means too large. An unparsable Content-Length reads as an empty body.
+    """
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if declared:
+        if not declared.isascii() or not declared.isdigit():
+            return b""
+        if int(declared) > limit:
+            return None
+        want = int(declared)
+    elif environ.get("wsgi.input_terminated"):
+        want = limit + 1
+    else:
+        return b""  # PEP 3333: without a length the input must not be read
+    data = _read_up_to(environ["wsgi.input"], want)
+    return None if len(data) > limit else data
+
+
+def _read_up_to(stream: Any, size: int) -> bytes:
+    """At most `size` bytes: one read when the input gives them at once (waitress does), else until EOF."""
+    data: bytes = stream.read(size)
+    if not data or len(data) >= size:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < size:
+        chunk = stream.read(size - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)

@@ -19,6 +19,7 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from bot.core.errors import ConfigError, ModelbotError
 from bot.frontends.http.metrics import Metrics
 from bot.frontends.slack import buttons, commands
+from bot.frontends.slack.guard import bolt_logger
 from bot.frontends.slack.identity import Directory, policy_groups
 from bot.frontends.slack.runtime import Runtime
 from bot.frontends.slack.workers import Workers
@@ -104,6 +105,7 @@ def build_app(
             signing_secret=env.signing_secret,
             token_verification_enabled=token_verification_enabled,
             process_before_response=True,
+            logger=bolt_logger(),  # bolt logs request bodies below WARNING; this logger drops those lines
         )
     except (BoltError, SlackClientError, OSError) as exc:  # auth.test failed: bad token, or Slack unreachable
         raise ModelbotError(f"Slack did not accept SLACK_BOT_TOKEN at {env.api_url} (auth.test): {exc}") from None

@@ -36,7 +36,7 @@ HEADER_CHARS = 150
 CONTEXT_CHARS = 2000
 FALLBACK_CHARS = 3000
 LIST_LINES = 25  # replicas shown in the progress and result sections before "… and N more"
-APPROVE_ACTION, REJECT_ACTION = "approve", "reject"
+APPROVE_ACTION, REJECT_ACTION, RESYNC_ACTION = "approve", "reject", "resync"
 PHASES = ("load", "switch", "verify", "trim")
 FINISHED_STATES = frozenset({"AVAILABLE", "reloaded", "verified", "done"})
 META_SKIP = frozenset({"model", "version", "metrics", "note", "actor", "at", "created_at", "exported_at", "created"})
@@ -48,6 +48,26 @@ class Message:
 
     text: str
     blocks: list[dict[str, Any]]
+
+
+def render_drift(model: str, text: str) -> Message:
+    """A drift notice with the Re-sync button (its value names the model; who may press it is the service's
+    decision, as for `/model resync`)."""
+    body = clip(escape(text), SECTION_CHARS)
+    button = ButtonElement(
+        text=texts.SLACK_RESYNC,
+        action_id=RESYNC_ACTION,
+        value=clip(model, 2000),
+        style="primary",
+        confirm=ConfirmObject(
+            title=texts.SLACK_CONFIRM_TITLE,
+            text=PlainTextObject(text=clip(texts.slack_resync_confirm(model), 300)),
+            confirm=texts.SLACK_RESYNC,
+            deny=texts.SLACK_CONFIRM_DENY,
+        ),
+    )
+    blocks: list[Block] = [_section(body), ActionsBlock(block_id=f"drift:{clip(model, 200)}", elements=[button])]
+    return Message(clip(text, FALLBACK_CHARS), [b.to_dict() for b in blocks])
 
 
 def render_card(card: CardView, now: datetime, progress: Sequence[ProgressEvent] = ()) -> Message:

@@ -5,7 +5,6 @@ Refusals go to the clicking user alone (chat.postEphemeral); the card itself is 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,11 +13,10 @@ from slack_sdk import WebClient
 
 from bot.core import commands as c
 from bot.frontends.slack import modals
-from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION
+from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION, RESYNC_ACTION
 from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
+from bot.parsing import request_id_value
 from bot.texts import slack as texts
-
-REQUEST_VALUE = re.compile(r"[0-9]{1,18}")
 
 
 def register(app: App, rt: Runtime) -> None:
@@ -46,18 +44,31 @@ def register(app: App, rt: Runtime) -> None:
         if not open_view(client, str(body["trigger_id"]), modals.reject_view(request_id, channel)):
             rt.tell(ephemeral(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
 
+    @app.action(RESYNC_ACTION)
+    def on_resync(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user_id, channel = _clicker(body)
+        say = ephemeral(client, channel, user_id)
+        actions = body.get("actions") or [{}]
+        model = str(actions[0].get("value") or "")
+        if not model:
+            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            return
+        if not rt.submit("resync", say, resync, rt, user_id, channel, c.Resync(model), say):
+            rt.tell(say, texts.SLACK_BUSY)
+
     @app.view(modals.REJECT_CALLBACK)
     def on_reject_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         reason = modals.submitted(view, modals.REASON)
         meta = modals.metadata(view)
-        request_id, channel = meta.get("request_id"), str(meta.get("channel") or "")
+        request_id, channel = request_id_value(meta.get("request_id")), str(meta.get("channel") or "")
         if not reason:
             ack(response_action="errors", errors={modals.REASON: texts.SLACK_REASON_EMPTY})
             return
         ack()
         user_id = str(body["user"]["id"])
         say = ephemeral(client, channel, user_id)
-        if not isinstance(request_id, int):
+        if request_id is None:
             rt.tell(say, texts.SLACK_STALE_BUTTON)
             return
         if not rt.submit("reject", say, decide, rt, user_id, channel, c.Reject(request_id, reason), say):
@@ -74,6 +85,13 @@ def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Rejec
         say_safely(say, reply.text)
 
 
+def resync(rt: Runtime, user_id: str, channel: str, command: c.Resync, say: Say) -> None:
+    """Re-sync as the clicking user; the result goes to the incident channel, a refusal to them alone."""
+    reply = rt.act(user_id, channel, "resync", say, lambda ctx: rt.service.handle(ctx, command))
+    if reply is not None and not reply.ok:
+        say_safely(say, reply.text)
+
+
 def _clicker(body: Mapping[str, Any]) -> tuple[str, str]:
     """(user id, channel id) of a click, both from the signed payload."""
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
@@ -81,6 +99,7 @@ def _clicker(body: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _request_id(body: Mapping[str, Any]) -> int | None:
+    """The request a click is about, or None for a value no request can have (refused as a stale button,
+    never looked up: a number beyond the store's 64-bit ids would fail there as a database error)."""
     actions = body.get("actions") or [{}]
-    value = str(actions[0].get("value") or "")
-    return int(value) if REQUEST_VALUE.fullmatch(value) else None
+    return request_id_value(str(actions[0].get("value") or ""))

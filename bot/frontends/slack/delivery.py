@@ -1,7 +1,8 @@
 """Turning one outbox message into Slack Web API calls, and telling passing failures from permanent ones.
 
 Kinds: "audit" (one audit-channel post per audit row), "incident" (a post in the channel the message
-names), "card" (the approval card rendered from the request's *current* state: posted the first time,
+names), "drift" (a drift notice with a Re-sync button),
+"card" (the approval card rendered from the request's *current* state: posted the first time,
 updated in place afterwards, posted again if someone deleted it).
 """
 
@@ -18,7 +19,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.core.policy import MEMBER_ID
-from bot.frontends.slack.blocks import Message, render_card
+from bot.frontends.slack.blocks import Message, render_card, render_drift
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
@@ -80,6 +81,12 @@ class Delivery:
             return self._post(message.channel, clip(escape(str(message.payload.get("text", ""))), POST_CHARS))
         if message.kind == "card":
             return self._card(message, now)
+        if message.kind == "drift":
+            notice = render_drift(str(message.payload.get("model", "")), str(message.payload.get("text", "")))
+            response = self._client.chat_postMessage(
+                channel=message.channel, text=notice.text, blocks=notice.blocks, unfurl_links=False
+            )
+            return Sent({"channel": response["channel"], "ts": response["ts"]})
         raise PermanentError(f"unknown outbox kind {message.kind!r}")
 
     def _post(self, channel: str, text: str) -> Sent:

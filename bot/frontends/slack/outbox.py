@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from slack_sdk import WebClient
 
+from bot.core.errors import StoreUnavailable
 from bot.frontends.slack.delivery import Delivery, Failure, classify
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
@@ -83,7 +84,9 @@ class OutboxWorker:
         while True:
             try:
                 self.run_once()
-            except Exception:  # a database hiccup must not kill the worker; the messages stay queued
+            except StoreUnavailable as exc:  # expected during an outage: one line, no traceback
+                log.warning("outbox round failed; retrying: %s", exc)
+            except Exception:  # anything else must not kill the worker either; the messages stay queued
                 log.exception("outbox round failed; retrying")
             if self._stop.is_set():
                 return

@@ -26,11 +26,14 @@ def test_lock_is_exclusive_until_released(db: Database) -> None:
         assert uow.fleet_lock.acquire("replica-2", T0 + timedelta(minutes=1), TTL)
 
 
-def test_holder_can_reacquire_and_renew(db: Database) -> None:
-    """The holder may acquire again (refresh) and renew; a renewal pushes the expiry forward."""
+def test_a_live_lease_is_not_reentrant_but_renews(db: Database) -> None:
+    """Not even the holder can acquire a live lease twice (a sweep cannot cancel its own rollout); renewing
+    pushes the expiry forward, and a lapsed lease nobody took can still be renewed by its holder."""
     with db.uow() as uow:
         assert uow.fleet_lock.acquire("replica-1", T0, TTL)
-        assert uow.fleet_lock.acquire("replica-1", T0 + timedelta(minutes=1), TTL)
+        assert not uow.fleet_lock.acquire("replica-1", T0 + timedelta(minutes=1), TTL)
+        assert uow.fleet_lock.renew("replica-1", T0 + timedelta(minutes=4), TTL)
+        assert uow.fleet_lock.renew("replica-1", T0 + timedelta(minutes=20), TTL)  # lapsed, but not taken
         assert uow.fleet_lock.renew("replica-1", T0 + timedelta(minutes=4), TTL)
         uow.commit()
     with db.uow() as uow:

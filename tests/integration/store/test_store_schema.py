@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from bot.store import Database
+from bot.store.database import head_revision
 from bot.store.tables import metadata
 
 EXPECTED_TABLES = {
@@ -25,6 +26,7 @@ EXPECTED_TABLES = {
     "audit_head",
     "outbox",
     "fleet_lock",
+    "drift_episodes",
 }
 
 
@@ -34,7 +36,7 @@ def test_upgrade_creates_every_table(db_url: str) -> None:
     db.upgrade()
     with db.engine.connect() as conn:
         assert set(sa.inspect(conn).get_table_names()) == EXPECTED_TABLES
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
     db.dispose()
 
 
