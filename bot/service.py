@@ -39,6 +39,8 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Approve: decisions.approve,  # type: ignore[dict-item]
     c.Reject: decisions.reject,  # type: ignore[dict-item]
     c.Resync: drift.resync,  # type: ignore[dict-item]
+    c.Cancel: decisions.cancel,  # type: ignore[dict-item]
+    c.Review: decisions.review,  # type: ignore[dict-item]
 }
 
 
@@ -78,6 +80,8 @@ class Service:
 
     def _decide(self, ctx: Context, command: c.Command) -> Decision:
         try:
+            if isinstance(command, c.Cancel):  # whoever may make the change may withdraw it (if they asked for it)
+                return self.deps.policy.decide(ctx.actor, self._action_of_request(command.request_id), command.model)
             return self.deps.policy.decide(ctx.actor, command.ACTION, command.model)
         except Exception:  # an exception while deciding means deny
             log.exception("policy evaluation failed")
@@ -88,6 +92,7 @@ class Service:
         died (once its fleet lease has lapsed). Returns how many requests expired."""
         expired = len(decisions.expire_due(self.deps))
         self.recover()
+        decisions.remind_retro_reviews(self.deps)
         return expired
 
     def recover(self) -> list[int]:
@@ -112,6 +117,11 @@ class Service:
         with self.deps.db.uow(readonly=True) as uow:
             req = uow.requests.get(request_id)
         return req.model if req else None
+
+    def _action_of_request(self, request_id: int) -> str:
+        with self.deps.db.uow(readonly=True) as uow:
+            req = uow.requests.get(request_id)
+        return req.action if req is not None else "rollback"  # unknown ids are refused by the use case
 
     def card(self, request_id: int) -> CardView:
         """The approval card's view model, for front ends that render one (Slack)."""

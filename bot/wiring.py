@@ -7,12 +7,12 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.core.policy import Policy
 from bot.core.ports import Fleet, VersionCatalog
-from bot.policy_file import load_policy
+from bot.policy_file import load_policy_file
 from bot.service import Service
 from bot.serving.discovery import LocalCatalog
 from bot.serving.fleet import GrpcFleet
@@ -65,14 +65,28 @@ def build_bot(
 ) -> Bot:
     """Load and validate settings, open the database (migrating it), connect the fleet, start the service."""
     settings = settings or load_settings()
-    policy = policy or load_policy(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)), settings.models)
+    retro_review_within = timedelta(hours=24)
+    if policy is None:
+        policy_file = load_policy_file(
+            Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)), settings.models
+        )
+        policy, retro_review_within = policy_file.policy, policy_file.retro_review_within
     db = Database(db_url or database_url(), audit_channel=settings.slack.audit_channel)
     if upgrade:
         db.upgrade()
     catalog = catalog or LocalCatalog()
     fleet = fleet or GrpcFleet(settings.serving, catalog)
     holder = process_holder()
-    deps = Deps(settings=settings, policy=policy, db=db, fleet=fleet, catalog=catalog, clock=clock, holder=holder)
+    deps = Deps(
+        settings=settings,
+        policy=policy,
+        db=db,
+        fleet=fleet,
+        catalog=catalog,
+        clock=clock,
+        holder=holder,
+        retro_review_within=retro_review_within,
+    )
     service = Service(deps)
     if start:
         service.start()

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.desired import FleetConfig
 from bot.core.fleet import (
+    ModelReading,
     Outcome,
     ProgressEvent,
     ReplicaResult,
@@ -62,6 +63,7 @@ class FakeFleet:
     down: set[str] = field(default_factory=set)
     sent: list[FleetConfig] = field(default_factory=list)
     rollouts: int = 0
+    drift: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, replica) -> version a label resolves to
     on_rollout: Callable[[], None] | None = None  # called as a rollout starts
     after_rollout: Callable[[], None] | None = None  # called once every replica is switched
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,7 +93,12 @@ class FakeFleet:
         got: int | str = "not served"
         if state is not None:
             got = state.label(label) if label else max(state.policy.versions, default=0)  # type: ignore[assignment]
-        return {r: ("unreachable" if r in self.down else got) for r in self.names}
+        return {r: ("unreachable" if r in self.down else self.drift.get((model, r), got)) for r in self.names}
+
+    def survey(self, models: Sequence[str], routes: Mapping[str, str | None]) -> Mapping[str, ModelReading]:
+        return {
+            m: ModelReading(self.model_status(m), self.resolve(m, routes[m]) if m in routes else None) for m in models
+        }
 
     def apply(self, config: FleetConfig, replicas: Sequence[str] | None = None) -> Mapping[str, str | None]:
         with self._lock:

@@ -23,7 +23,7 @@ CUSTOM_PLATFORMS = "tensorflow,xgboost,tensorflow_text"  # what the build in pla
 
 
 def corpus_names() -> list[str]:
-    return sorted(p.stem for p in CORPUS_DIR.glob("*.config")) + [LARGE]
+    return [*sorted(p.stem for p in CORPUS_DIR.glob("*.config")), LARGE]
 
 
 def corpus_text(name: str, models_root: str = "/models") -> str:
@@ -83,7 +83,7 @@ def field_diff(a: Message, b: Message, path: str = "") -> list[str]:
             diffs += field_diff(left, right, where + ".")
         elif _bits(left) != _bits(right):
             diffs.append(where)
-    if not diffs and _unknown(a) != _unknown(b):
+    if _unknown(a) != _unknown(b):
         diffs.append(f"{path}<unknown fields>")
     return diffs
 

@@ -77,6 +77,19 @@ class ChangeRequest:
     extra: dict[str, object] = field(default_factory=dict, compare=False)  # e.g. "signature_note" for the card
 
     @property
+    def retro_review(self) -> RetroReview | None:
+        """An emergency's retro-review (DESIGN §5): due when, acknowledged by whom; None for other requests."""
+        raw = self.extra.get(RETRO_REVIEW)
+        if not isinstance(raw, Mapping):
+            return None
+        at = raw.get("acknowledged_at")
+        return RetroReview(
+            due=datetime.fromisoformat(str(raw["due"])),
+            acknowledged_by=str(raw["acknowledged_by"]) if raw.get("acknowledged_by") else None,
+            acknowledged_at=datetime.fromisoformat(str(at)) if at else None,
+        )
+
+    @property
     def approvals_missing(self) -> int:
         return max(self.required_approvals - len(self.approvals), 0)
 
@@ -87,6 +100,32 @@ class ChangeRequest:
     def withdrawn(self) -> bool:
         """Rejected by its own requester."""
         return self.state is RequestState.REJECTED and self.decided_by == self.requester
+
+
+RETRO_REVIEW = "retro_review"  # key in ChangeRequest.extra
+
+
+@dataclass(frozen=True)
+class RetroReview:
+    """An approver must acknowledge an emergency (human or automatic) within `retro_review_within`."""
+
+    due: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_by is None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.open and now >= self.due
+
+    def as_extra(self) -> dict[str, object]:
+        return {
+            "due": self.due.isoformat(),
+            "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at": self.acknowledged_at.isoformat() if self.acknowledged_at else None,
+        }
 
 
 CHANGE_ACTIONS = ("promote", "rollback")
@@ -132,6 +171,7 @@ def new_request(
     emergency: bool = False,
     plan_summary: str = "",
     signature_note: str = "",
+    retro_review_within: timedelta = timedelta(hours=24),
 ) -> ChangeRequest:
     """A PENDING request, or an APPROVED one when no approval is needed (an emergency rollback, or
     a rule of `approvals: 0`). A rollback needs a reason; only a rollback may be an emergency."""
@@ -168,6 +208,9 @@ def new_request(
     )
     if required > 0:
         return request
+    if emergency:
+        review = RetroReview(due=now + retro_review_within)
+        request = replace(request, extra={**request.extra, RETRO_REVIEW: review.as_extra()})
     why = "emergency rollback: no second approver needed" if emergency else "the policy requires no approver"
     return replace(request, state=RequestState.APPROVED, decided_by=user.user_id, decision_reason=why)
 
@@ -206,6 +249,45 @@ def reject(req: ChangeRequest, user: Identity, can_reject: bool, now: datetime, 
         message = f"reject-permission: only the requester or someone with the 'reject' permission may reject {rid}"
         raise PermissionDenied(message, "reject-permission")
     return replace(req, state=RequestState.REJECTED, decided_by=user.user_id, decision_reason=reason.strip())
+
+
+def acknowledge(req: ChangeRequest, approver: Identity, can_approve: Decision, now: datetime) -> ChangeRequest:
+    """An approver other than the emergency's requester acknowledges its retro-review (once)."""
+    rid = format_request_id(req.id)
+    review = req.retro_review
+    if review is None:
+        raise Conflict(f"{rid} is not an emergency, so it has no retro-review")
+    if not review.open:
+        raise Conflict(f"{rid}'s retro-review was already acknowledged by {review.acknowledged_by}")
+    if req.state.is_open:
+        raise Conflict(f"{rid} has not finished yet; review it once it has")
+    if approver.is_bot or not approver.user_id:
+        raise PermissionDenied(f"bots-never-act: {approver.user_id or 'a bot'} may not review {rid}", "bots-never-act")
+    if approver.user_id == req.requester:
+        raise PermissionDenied(f"two-person rule: you ran emergency {rid}, so someone else must review it", TWO_PERSON)
+    if not can_approve.allowed:
+        raise PermissionDenied(can_approve.reason, can_approve.rule, can_approve.who_can)
+    done = replace(review, acknowledged_by=approver.user_id, acknowledged_at=now)
+    return replace(req, extra={**req.extra, RETRO_REVIEW: done.as_extra()})
+
+
+def cancel(req: ChangeRequest, user: Identity, now: datetime) -> ChangeRequest:
+    """The requester withdraws their own PENDING or APPROVED request (REJECTED by themself: `withdrawn`)."""
+    rid = format_request_id(req.id)
+    _require(req, (RequestState.PENDING, RequestState.APPROVED), "cancel")
+    if user.user_id != req.requester:
+        raise PermissionDenied(f"only {req.requester}, who requested {rid}, may cancel it", "requester-only")
+    return replace(
+        req, state=RequestState.REJECTED, decided_by=user.user_id, decision_reason="withdrawn by the requester"
+    )
+
+
+def supersede(req: ChangeRequest, actor: str, emergency_id: int | None = None) -> ChangeRequest:
+    """VOID a PENDING or APPROVED request that an emergency rollback of the same model replaces. Called again
+    on the VOID request once the emergency request has its id, to name it."""
+    _require(req, (RequestState.PENDING, RequestState.APPROVED, RequestState.VOID), "supersede")
+    which = f" {format_request_id(emergency_id)}" if emergency_id is not None else ""
+    return replace(req, state=RequestState.VOID, decision_reason=f"superseded by emergency rollback{which} of {actor}")
 
 
 def expire_if_due(req: ChangeRequest, now: datetime) -> ChangeRequest:

@@ -23,7 +23,12 @@ class Help(Command):
 
 @dataclass(frozen=True)
 class ListModels(Command):
+    """Problems first, then a summary; `show_all` lists every model (paged), `prefix` filters by name."""
+
     ACTION: ClassVar[str] = "list"
+    prefix: str = ""
+    show_all: bool = False
+    page: int = 1
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,23 @@ class History(Command):
 
 
 @dataclass(frozen=True)
+class Cancel(Command):
+    """The requester withdraws their own pending request. Allowed to whoever may make the change it asks for
+    (the service checks `promote`/`rollback` for the request's model); only the requester succeeds."""
+
+    ACTION: ClassVar[str] = "cancel"  # CANCEL_ACTION: derived from promote/rollback, see below
+    request_id: int
+
+
+@dataclass(frozen=True)
+class Review(Command):
+    """An approver acknowledges an emergency's retro-review."""
+
+    ACTION: ClassVar[str] = "approve"
+    request_id: int
+
+
+@dataclass(frozen=True)
 class Resync(Command):
     """Re-send the desired state to the replicas that drifted from it; needs the `rollback` permission."""
 
@@ -109,11 +131,16 @@ VERBS: dict[str, type[Command]] = {
     "history": History,
     "whoami": Whoami,
     "resync": Resync,
+    "cancel": Cancel,
+    "review": Review,
 }
 
 # Emergency rollbacks skip the second person; they need this extra permission (incident commanders).
 EMERGENCY_ACTION = "rollback_emergency"
-ALL_ACTIONS = frozenset([*(cls.ACTION for cls in VERBS.values()), EMERGENCY_ACTION])
+# Not granted by roles: whoever may make a change (promote or rollback) may withdraw their own request.
+CANCEL_ACTION = "cancel"
+CHANGE_ACTIONS = frozenset({"promote", "rollback"})
+ALL_ACTIONS = frozenset([*(cls.ACTION for cls in VERBS.values() if cls.ACTION != CANCEL_ACTION), EMERGENCY_ACTION])
 
 
 def format_request_id(request_id: int) -> str:

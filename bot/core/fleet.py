@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -80,3 +81,12 @@ class RolloutResult:
     message: str
     phases_run: tuple[str, ...] = ()  # phases that actually sent a reload (warm rollbacks skip "load")
     elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelReading:
+    """One model read on every replica: its GetModelStatus per replica, and (when asked) what its route resolves
+    to per replica (the version, or the error text)."""
+
+    statuses: tuple[ReplicaStatus, ...]
+    resolved: Mapping[str, int | str] | None = None

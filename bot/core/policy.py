@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.core.commands import ALL_ACTIONS, EMERGENCY_ACTION
+from bot.core.commands import ALL_ACTIONS, CANCEL_ACTION, CHANGE_ACTIONS, EMERGENCY_ACTION
 from bot.core.errors import ConfigError
 
 APPROVE = "approve"
@@ -70,7 +70,8 @@ class Policy:
 
     def actions_of(self, identity: Identity) -> frozenset[str]:
         """Every action `decide` would allow (so help and whoami agree with enforcement)."""
-        return frozenset(action for action in ALL_ACTIONS if self.decide(identity, action).allowed)
+        allowed = frozenset(action for action in ALL_ACTIONS if self.decide(identity, action).allowed)
+        return allowed | {CANCEL_ACTION} if allowed & CHANGE_ACTIONS else allowed
 
     def decide(self, identity: Identity, action: str, model: str | None = None) -> Decision:
         """May `identity` perform `action`? `model` is recorded for later per-model grants; rules are global."""

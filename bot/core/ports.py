@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from bot.core.desired import FleetConfig
-from bot.core.fleet import ProgressEvent, ReplicaStatus, RolloutResult
+from bot.core.fleet import ModelReading, ProgressEvent, ReplicaStatus, RolloutResult
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
 
@@ -31,6 +31,12 @@ class Fleet(Protocol):
     def resolve(self, model: str, label: str | None = None) -> Mapping[str, int | str]:
         """Per replica, the version GetModelMetadata resolves `label` (or no version: latest) to,
         or the error text when it cannot be resolved there."""
+        ...
+
+    def survey(self, models: Sequence[str], routes: Mapping[str, str | None]) -> Mapping[str, ModelReading]:
+        """Read many models at once (list, drift): GetModelStatus of every model on every replica, and for the
+        models in `routes` what their label (None: unversioned requests) resolves to; all calls in flight
+        together."""
         ...
 
     def apply(self, config: FleetConfig, replicas: Sequence[str] | None = None) -> Mapping[str, str | None]:

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -21,15 +22,18 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 from waitress.server import create_server
 
+from bot.core.approvals import RequestState
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.frontends.http import alerts
-from bot.frontends.http.health import not_ready
-from bot.frontends.http.metrics import Metrics
+from bot.frontends.http.health import FleetHealth, not_ready
+from bot.frontends.http.metrics import Metrics, ScrapeReads
 from bot.frontends.http.router import MAX_BODY_BYTES, Environ, Response, Router, read_body
 from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
 from bot.frontends.slack.guard import Dispatch, SlackGuard
 from bot.frontends.slack.outbox import OutboxWorker
+from bot.frontends.slack.ratelimit import RateGate
 from bot.frontends.slack.workers import Workers
+from bot.logging_setup import bound_context, new_correlation_id, slack_trigger
 from bot.texts.slack import SLACK_UNAUTHORIZED
 from bot.wiring import Bot
 
@@ -90,12 +94,26 @@ class Server:
         self._alert_token = alert_token
         if not alert_token:
             log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
-        self.metrics = Metrics(outbox_pending=self._outbox_pending, drifted=self._drifted)
+        self.health = FleetHealth(bot.fleet)  # /healthz probes the fleet; /metrics exports its newest findings
+        self.metrics = Metrics(
+            reads=ScrapeReads(
+                outbox_pending=self._outbox_pending,
+                outbox_oldest_age_s=self._outbox_oldest_age_s,
+                drifted=self._drifted,
+                approvals_pending=self._approvals_pending,
+                retro_reviews_open=self._retro_reviews_open,
+                reachability=self.health.reachability,
+            )
+        )
         self._acking = 0  # Slack requests being answered right now; background work yields to them...
         self._quiet_from = 0.0  # ...and to a burst still arriving (monotonic time the last answer + QUIET_S)
         self._acking_lock = threading.Lock()
+        self.rate_gate = RateGate()  # one per process: a 429 met by the outbox or live progress holds both
         self.outbox = OutboxWorker(
-            bot.service, outbox_client or web_client(env, retries=False, timeout=10), **(outbox_options or {})
+            bot.service,
+            outbox_client or web_client(env, retries=False, timeout=10),
+            gate=self.rate_gate,
+            **(outbox_options or {}),
         )
         self.slack: SlackFrontend = build_app(
             bot.service,
@@ -105,6 +123,7 @@ class Server:
             wake_outbox=self.outbox.wake,
             token_verification_enabled=token_verification_enabled,
             workers=Workers(defer_while=self._answering),
+            rate_gate=self.rate_gate,
         )
         self._stopping = threading.Event()
         self._threads_started: list[threading.Thread] = []
@@ -161,7 +180,7 @@ class Server:
         if not self.env.socket_mode:  # the guard checks size and signature before bolt sees a byte
             guard = SlackGuard(self.slack.app, self.env.signing_secret, dispatch=self._timed(self.slack.app.dispatch))
             router.mount("POST", "/slack/events", guard)
-        router.add("GET", "/healthz", lambda _: Response.text(200, "ok"))
+        router.add("GET", "/healthz", self.health.healthz)  # 200 + per-replica reachability
         router.add("GET", "/readyz", self._readyz)
         router.add("GET", "/metrics", self._metrics)
         router.add("POST", "/alerts", self._alerts)
@@ -175,7 +194,8 @@ class Server:
             with self._acking_lock:
                 self._acking += 1
             try:
-                return dispatch(request)
+                with bound_context(**slack_trigger(getattr(request, "body", None))):
+                    return dispatch(request)
             finally:
                 with self._acking_lock:
                     self._acking -= 1
@@ -189,29 +209,56 @@ class Server:
         return self._acking > 0 or time.monotonic() < self._quiet_from
 
     def _readyz(self, _: Environ) -> Response:
-        # check_schema, not ping: an empty or half-migrated database answers but fails every command.
-        reason = not_ready([("database", self.bot.db.check_schema), ("fleet", self.bot.fleet.ping)])
+        # The database only: with its schema at head the bot serves incidents even while the fleet is away (/healthz
+        # reports the replicas). check_schema, not ping: an empty or half-migrated database answers but fails every
+        # command.
+        reason = not_ready([("database", self.bot.db.check_schema)])
         return Response.text(503, reason) if reason else Response.text(200, "ready")
 
-    def _metrics(self, _: Environ) -> Response:
-        return Response(200, self.metrics.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+    def _metrics(self, environ: Environ) -> Response:
+        body, content_type = self.metrics.exposition(str(environ.get("HTTP_ACCEPT", "")))
+        return Response(200, body, content_type)
 
     def _alerts(self, environ: Environ) -> Response:
         if not alerts.authorized(str(environ.get("HTTP_AUTHORIZATION", "")), self._alert_token):
+            self.metrics.alert("unauthorized")
             return Response.text(401, SLACK_UNAUTHORIZED)
         body = read_body(environ)
         if body is None:
+            self.metrics.alert("too_large")
             return Response.text(413, "body too large")
         try:
-            outcome = self.bot.service.alert(body)
+            with bound_context(correlation_id=new_correlation_id(), trigger="alert"):
+                outcome = self.bot.service.alert(body)
         except alerts.BadAlert as exc:
+            self.metrics.alert("malformed")
             return Response.text(400, str(exc))
+        except Exception:
+            self.metrics.alert("error")
+            raise
+        self.metrics.alert("accepted", queued=outcome.queued, ignored=outcome.ignored)
         self.outbox.wake()
         return Response.json(200, {"queued": outcome.queued, "ignored": outcome.ignored})
 
     def _outbox_pending(self) -> int:
         with self.bot.db.uow(readonly=True) as uow:
             return uow.outbox.pending_count()
+
+    def _outbox_oldest_age_s(self) -> float | None:
+        with self.bot.db.uow(readonly=True) as uow:
+            oldest = uow.outbox.oldest_pending_created_at()
+        return None if oldest is None else max(0.0, (self.bot.service.deps.clock() - oldest).total_seconds())
+
+    def _approvals_pending(self) -> dict[str, int]:
+        with self.bot.db.uow(readonly=True) as uow:
+            waiting = [r for r in uow.requests.list_open() if r.state is RequestState.PENDING]
+        return dict(Counter(r.action for r in waiting))
+
+    def _retro_reviews_open(self) -> int:
+        with self.bot.db.uow(readonly=True) as uow:
+            return sum(
+                1 for r in uow.requests.emergencies() if r.retro_review and r.retro_review.open and not r.state.is_open
+            )
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=f"serve-{name}", daemon=True)

@@ -60,6 +60,21 @@ class ReplicaClient:
 
         return result
 
+    def metadata_later(self, model: str, label: str | None = None) -> Callable[[], apis.GetModelMetadataResponse]:
+        """Start GetModelMetadata (by label, or unversioned) now; call the result for the response or ServingError."""
+        request = apis.GetModelMetadataRequest(
+            model_spec=model_spec(model, None, label), metadata_field=[SIGNATURE_DEF]
+        )
+        future = self._predictions.GetModelMetadata.future(request, timeout=self.timeout_s)
+
+        def result() -> apis.GetModelMetadataResponse:
+            try:
+                return cast(apis.GetModelMetadataResponse, future.result())
+            except grpc.RpcError as exc:
+                raise self._error(exc) from None
+
+        return result
+
     def reload(self, config: apis.ModelServerConfig, timeout_s: float | None = None) -> None:
         """HandleReloadConfigRequest with the whole config; a DEADLINE_EXCEEDED does not mean it failed."""
         request = apis.ReloadConfigRequest(config=config)

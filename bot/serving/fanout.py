@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -21,7 +22,10 @@ class FanOut:
     def map(self, fn: Callable[[str], T], replicas: Sequence[str]) -> dict[str, T | ModelbotError]:
         if len(replicas) == 1:  # no thread hop for a single replica
             return {replicas[0]: _guarded(fn, replicas[0])}
-        futures: dict[str, Future[T | ModelbotError]] = {r: self._pool.submit(_guarded, fn, r) for r in replicas}
+        # Each call runs in a copy of the caller's context, so its log lines carry the rollout's ids.
+        futures: dict[str, Future[T | ModelbotError]] = {
+            r: self._pool.submit(contextvars.copy_context().run, _guarded, fn, r) for r in replicas
+        }
         return {r: f.result() for r, f in futures.items()}
 
     def close(self) -> None:

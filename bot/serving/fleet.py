@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from bot.core.desired import FleetConfig
 from bot.core.errors import ModelbotError, PreflightFailed, ServingError
-from bot.core.fleet import ReplicaStatus, RolloutResult
+from bot.core.fleet import ModelReading, ReplicaStatus, RolloutResult
 from bot.core.ports import ProgressSink, VersionCatalog
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
@@ -63,6 +63,32 @@ class GrpcFleet:
             ReplicaStatus(r, error=str(res), error_code=res.code) if isinstance(res, ServingError) else res
             for r, res in results.items()
         )
+
+    def survey(self, models: Sequence[str], routes: Mapping[str, str | None]) -> Mapping[str, ModelReading]:
+        """Every call as a gRPC future at once (1,000 models x 3 replicas is 6,000 calls): no thread per call."""
+        clients = [self._client(r) for r in self.replicas()]
+        pending_status = {(m, c.replica): c.status_later(m) for m in models for c in clients}
+        pending_route = {(m, c.replica): c.metadata_later(m, routes[m]) for m in models if m in routes for c in clients}
+        readings = {}
+        for model in models:
+            statuses = []
+            for client in clients:
+                try:
+                    found = replica_status(client.replica, pending_status[(model, client.replica)]())
+                    self._observed.note_status(client.replica, model, found.versions)
+                    statuses.append(found)
+                except ServingError as exc:
+                    statuses.append(ReplicaStatus(client.replica, error=str(exc), error_code=exc.code))
+            resolved: dict[str, int | str] | None = None
+            if model in routes:
+                resolved = {}
+                for client in clients:
+                    try:
+                        resolved[client.replica] = resolved_version(pending_route[(model, client.replica)]())
+                    except ServingError as exc:
+                        resolved[client.replica] = describe(exc)
+            readings[model] = ModelReading(tuple(statuses), resolved)
+        return readings
 
     def served_signature(self, model: str, version: int | None = None) -> Signature | None:
         """Asks the replicas one at a time and stops at the first that serves the version."""

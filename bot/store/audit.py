@@ -17,6 +17,10 @@ from bot.store.unit_of_work import Tx
 PAGE = 500  # rows per query when streaming the whole trail
 
 
+_INSERT = insert(audit_log)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == AUDIT_HEAD_ID)
+
+
 class AuditRepository:
     """Append-only, hash-chained audit rows (see bot/core/audit.py for the chain itself)."""
 
@@ -55,23 +59,20 @@ class AuditRepository:
                 prev_hash=head.hash,
             )
         )
-        self._tx.execute(
-            insert(audit_log).values(
-                seq=entry.seq,
-                at=entry.at,
-                actor=entry.actor,
-                action=entry.action,
-                outcome=entry.outcome,
-                request_id=entry.request_id,
-                model=entry.model,
-                detail=canonical_json(entry.detail),
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
-            )
-        )
-        self._tx.execute(
-            update(audit_head).where(audit_head.c.id == AUDIT_HEAD_ID).values(seq=entry.seq, hash=entry.hash)
-        )
+        row = {
+            "seq": entry.seq,
+            "at": entry.at,
+            "actor": entry.actor,
+            "action": entry.action,
+            "outcome": entry.outcome,
+            "request_id": entry.request_id,
+            "model": entry.model,
+            "detail": canonical_json(entry.detail),
+            "prev_hash": entry.prev_hash,
+            "hash": entry.hash,
+        }
+        self._tx.execute(_INSERT, row)  # values as parameters: cached statements on the hot path
+        self._tx.execute(_MOVE_HEAD, {"seq": entry.seq, "hash": entry.hash})
         if self._channel:
             # The sequence number was allocated under the head row's lock: its key cannot exist yet.
             self._outbox.enqueue(

@@ -10,12 +10,32 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from bot.store.tables import FLEET_LOCK_NAME, fleet_lock
 from bot.store.unit_of_work import Tx
 
 _ROW = fleet_lock.c.name == FLEET_LOCK_NAME
+# Built once with bound parameters: the lease is renewed every few seconds and taken on every rollout.
+_ACQUIRE = (
+    update(fleet_lock)
+    .where(_ROW, or_(fleet_lock.c.holder.is_(None), fleet_lock.c.expires_at <= bindparam("now")))
+    .values(
+        holder=bindparam("new_holder"),
+        acquired_at=bindparam("new_acquired_at"),
+        expires_at=bindparam("new_expires_at"),
+    )
+)
+_RENEW = (
+    update(fleet_lock)
+    .where(_ROW, fleet_lock.c.holder == bindparam("who"))
+    .values(expires_at=bindparam("new_expires_at"))
+)
+_RELEASE = (
+    update(fleet_lock)
+    .where(_ROW, fleet_lock.c.holder == bindparam("who"))
+    .values(holder=None, acquired_at=None, expires_at=None)
+)
 
 
 class FleetLockRepository:
@@ -31,28 +51,17 @@ class FleetLockRepository:
         process (a rollout and a recovery sweep) cannot both believe they hold the fleet."""
         # A single conditional UPDATE: on PostgreSQL a concurrent acquirer waits for our row lock,
         # then re-checks the condition against the committed holder and updates nothing.
-        statement = (
-            update(fleet_lock)
-            .where(_ROW)
-            .where(or_(fleet_lock.c.holder.is_(None), fleet_lock.c.expires_at <= now))
-            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-        )
-        return self._tx.execute(statement).rowcount == 1
+        params = {"new_holder": holder, "now": now, "new_acquired_at": now, "new_expires_at": now + ttl}
+        return self._tx.execute(_ACQUIRE, params).rowcount == 1
 
     def renew(self, holder: str, now: datetime, ttl: timedelta) -> bool:
         """Extend our lease to now + ttl; False if someone else holds it (ours expired and was taken).
         A lapsed lease that nobody took is still ours to renew."""
-        statement = update(fleet_lock).where(_ROW, fleet_lock.c.holder == holder).values(expires_at=now + ttl)
-        return self._tx.execute(statement).rowcount == 1
+        return self._tx.execute(_RENEW, {"who": holder, "new_expires_at": now + ttl}).rowcount == 1
 
     def release(self, holder: str) -> bool:
         """Give the lease up if we hold it; False (and nothing changes) otherwise."""
-        statement = (
-            update(fleet_lock)
-            .where(_ROW, fleet_lock.c.holder == holder)
-            .values(holder=None, acquired_at=None, expires_at=None)
-        )
-        return self._tx.execute(statement).rowcount == 1
+        return self._tx.execute(_RELEASE, {"who": holder}).rowcount == 1
 
     def holder(self, now: datetime) -> str | None:
         """Who holds a live lease right now, if anyone (for status and error messages)."""

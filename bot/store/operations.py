@@ -39,7 +39,7 @@ class OperationRepository:
             "holder": holder,
             "before_state": json.dumps(before.to_dict() if before else None, sort_keys=True),
         }
-        return self._tx.insert_id(insert(operations).values(**values))
+        return self._tx.insert_id(insert(operations), values)
 
     def finish(self, op_id: int, result: RolloutResult, at: datetime) -> bool:
         """Record the outcome and one row per replica (replica, ok, phase, detail, served_version).

@@ -1,5 +1,6 @@
 """Durable outbox: Slack messages written in the same transaction as the change they announce,
-delivered later (and retried) by the Slack front end, strictly in order per channel.
+delivered later (and retried) by the Slack front end, strictly in order per channel (a message queued
+with a later `due_at` joins that order only once it is due: see `due`).
 
 Delivery loop (two bot replicas may run it at once):
 
@@ -55,11 +56,15 @@ class OutboxMessage:
 _PENDING = and_(outbox.c.delivered_at.is_(None), outbox.c.abandoned_at.is_(None))
 
 
+_INSERT = insert(outbox)  # values passed as parameters: one cached statement
+
+
 class OutboxRepository:
     """Queue, pick, lease and settle outbox messages."""
 
     def __init__(self, tx: Tx) -> None:
         self._tx = tx
+        self._cards: set[int] = set()  # requests whose card re-render this transaction already queued
 
     def enqueue(
         self,
@@ -70,11 +75,14 @@ class OutboxRepository:
         *,
         at: datetime | None = None,
         fresh_key: bool = False,
+        due_at: datetime | None = None,
     ) -> int:
         """Queue a message, due at once; returns its id. `at` is recorded as created_at (default:
         the wall clock). With a `key` queued before, nothing is added and the earlier id is returned.
         `fresh_key`: the caller guarantees the key is new (an audit row's sequence number, allocated under
-        the chain's lock), so neither the look-up nor the savepoint is needed."""
+        the chain's lock), so neither the look-up nor the savepoint is needed.
+        `due_at`: not delivered before then (in the deliverer's clock); until then it does not hold back the
+        later messages of its channel (see `due`)."""
         if key is not None and not fresh_key:
             existing = self._id_for_key(key)
             if existing is not None:
@@ -86,14 +94,14 @@ class OutboxRepository:
             "payload": json.dumps(payload, sort_keys=True, default=str),
             "key": key,
             "created_at": when,
-            "next_attempt_at": NEW_MESSAGE_DUE,
+            "next_attempt_at": due_at or NEW_MESSAGE_DUE,
             "attempts": 0,
         }
         if key is None or fresh_key:  # nothing to collide with: no savepoint round trips on the hot path
-            return self._tx.insert_id(insert(outbox).values(**values))
+            return self._tx.insert_id(_INSERT, values)
         try:
             with self._tx.savepoint():
-                message_id = self._tx.insert_id(insert(outbox).values(**values))
+                message_id = self._tx.insert_id(_INSERT, values)
         except sa_exc.IntegrityError:
             existing = self._id_for_key(key)
             if existing is None:
@@ -101,16 +109,32 @@ class OutboxRepository:
             return existing
         return message_id
 
+    def enqueue_card(self, channel: str, request_id: int, state: str) -> None:
+        """Queue a re-render of the request's card; once per transaction, since the card is rendered from the
+        request's state at delivery (an approval that also starts the execution needs one update, not two)."""
+        if request_id in self._cards:
+            return
+        self._cards.add(request_id)
+        self.enqueue("card", channel, {"request_id": request_id, "state": state})
+
     def due(self, now: datetime, limit: int = 50) -> list[OutboxMessage]:
         """Messages to deliver now, in id order: for each channel only its oldest undelivered
         message, and only if its next attempt is due and nobody holds a live lease on it. On
         PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) until this transaction ends, so a
-        second replica picking at the same moment gets other channels, never the same message."""
+        second replica picking at the same moment gets other channels, never the same message.
+
+        A message queued with a later `due_at` and not yet due is left out of its channel's order: the
+        messages queued after it go first. It is deliberately not a head that blocks the channel, because
+        what is delayed on purpose is a re-render of a card from the database (a correction after a
+        Slack call whose fate is unknown): it says nothing new, so nothing needs to wait behind it, and
+        holding back the channel would delay the other cards and the very outcome it makes sure of. Once
+        due it takes its place by id like any message; after a failed attempt it blocks like any other."""
         earlier = outbox.alias("earlier")
         channel_head = (
             select(func.min(earlier.c.id))
             .where(earlier.c.channel == outbox.c.channel, earlier.c.delivered_at.is_(None))
             .where(earlier.c.abandoned_at.is_(None))
+            .where(or_(earlier.c.attempts > 0, earlier.c.next_attempt_at <= now))  # not a delayed one, or due
             .scalar_subquery()
         )
         statement = (
@@ -159,6 +183,11 @@ class OutboxRepository:
     def pending_count(self) -> int:
         """Messages neither delivered nor given up."""
         return int(self._tx.execute(select(func.count()).select_from(outbox).where(_PENDING)).scalar_one())
+
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the oldest message neither delivered nor given up was queued (None: nothing pending)."""
+        oldest: datetime | None = self._tx.execute(select(func.min(outbox.c.created_at)).where(_PENDING)).scalar_one()
+        return oldest  # func.min keeps the column's UtcDateTime type: aware UTC
 
     def get(self, message_id: int) -> OutboxMessage | None:
         """One message, or None."""

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, insert, select, update
+from sqlalchemy import Row, Select, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from bot.core.approvals import OPEN_STATES, Approval, ChangeRequest, RequestState
@@ -62,12 +62,9 @@ class RequestRepository:
         Raises Conflict when someone else changed the request first, NotFound if it does not exist."""
         values = _columns(req, expected_version + 1)
         del values["created_at"]
-        statement = (
-            update(requests).where(requests.c.id == req.id, requests.c.version == expected_version).values(**values)
-        )
         label = format_request_id(req.id)
-        try:
-            result = self._tx.execute(statement)
+        try:  # the SET clause comes from the parameters: one cached statement, no per-call SQL construction
+            result = self._tx.execute(_SAVE, {**values, "_id": req.id, "_expected": expected_version})
         except sa_exc.IntegrityError:
             raise Conflict(f"{req.model} already has another open request") from None
         if result.rowcount == 0:
@@ -84,6 +81,11 @@ class RequestRepository:
     def open_for_model(self, model: str) -> ChangeRequest | None:
         """The model's open request, if any."""
         return self._one(select(requests).where(requests.c.open_model == model))
+
+    def emergencies(self) -> list[ChangeRequest]:
+        """Every emergency request, oldest first (few: they are the break-glass ones); callers read their
+        retro-review from `ChangeRequest.retro_review`."""
+        return self._many(select(requests).where(requests.c.emergency.is_(True)).order_by(requests.c.id))
 
     def list_open(self) -> list[ChangeRequest]:
         """Every open request, oldest first."""
@@ -136,7 +138,20 @@ class RequestRepository:
 
 
 def _already_open(existing: ChangeRequest) -> Conflict:
-    return Conflict(f"{format_request_id(existing.id)} is already open for {existing.model}")
+    rid = format_request_id(existing.id)
+    if existing.state is RequestState.EXECUTING:
+        how = "it is executing now; wait for its outcome"
+    else:
+        how = (
+            f"{existing.requester} can withdraw it with `/model cancel {rid}`, an approver can `/model reject {rid}`,"
+            " and an incident commander's `--emergency` rollback supersedes it"
+        )
+    return Conflict(
+        f"{rid} ({existing.state.value.lower()}, by {existing.requester}) is already open for {existing.model}: {how}"
+    )
+
+
+_SAVE = update(requests).where(requests.c.id == bindparam("_id"), requests.c.version == bindparam("_expected"))
 
 
 def _columns(req: ChangeRequest, version: int) -> dict[str, Any]:

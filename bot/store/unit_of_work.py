@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -48,9 +48,10 @@ class Tx:
                 raise self.db.unavailable(exc) from exc
             raise
 
-    def insert_id(self, statement: Executable) -> int:
-        """Execute an INSERT of one row and return its new integer primary key."""
-        key = self.execute(statement).inserted_primary_key
+    def insert_id(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
+        """Execute an INSERT of one row and return its new integer primary key. Passing the values as `params`
+        (with a bare `insert(table)`) keeps the statement cached: no per-call SQL construction."""
+        key = self.execute(statement, params).inserted_primary_key
         assert key is not None and isinstance(key[0], int)
         return key[0]
 

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 
 COMMAND = "/model"
 GENERAL_USAGE = (
-    f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|requests|history|whoami|resync ..."
+    f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|cancel|review|requests|history|whoami"
+    "|resync ..."
     f" (details: {COMMAND} help VERB)"
 )
 
 USAGE: dict[str, str] = {
     "help": f"{COMMAND} help [VERB]",
-    "list": f"{COMMAND} list",
+    "list": f"{COMMAND} list [PREFIX] [--all] [--page N]",
     "versions": f"{COMMAND} versions MODEL",
     "status": f"{COMMAND} status MODEL",
     "promote": f"{COMMAND} promote MODEL VERSION [--label stable|canary] [--reason TEXT] [--dry-run]",
@@ -28,6 +29,8 @@ USAGE: dict[str, str] = {
     "history": f"{COMMAND} history [MODEL] [--limit N]",
     "whoami": f"{COMMAND} whoami",
     "resync": f"{COMMAND} resync MODEL",
+    "cancel": f"{COMMAND} cancel REQUEST_ID",
+    "review": f"{COMMAND} review REQUEST_ID",
 }
 
 SUMMARY: dict[str, str] = {
@@ -43,6 +46,8 @@ SUMMARY: dict[str, str] = {
     "history": "recent changes and decisions, newest first",
     "whoami": "your Slack ID, groups, roles and what you may run",
     "resync": "re-send the desired state to replicas that drifted from it (needs rollback)",
+    "cancel": "withdraw your own pending request",
+    "review": "acknowledge an emergency rollback (retro-review; never your own)",
 }
 
 FLAG_HELP: dict[str, str] = {
@@ -51,6 +56,8 @@ FLAG_HELP: dict[str, str] = {
     "--dry-run": "--dry-run       show the plan and the checks, change nothing",
     "--emergency": "--emergency     roll back without a second person (needs rollback_emergency)",
     "--limit": "--limit N       how many entries, 1 to 200 (default 20)",
+    "--all": "--all           every model, not only those with problems (paged)",
+    "--page": "--page N        which page of a long list (default 1)",
 }
 
 HELP_HEADER = "modelbot commands you may run:"
@@ -144,6 +151,10 @@ def request_id_too_large(token: str) -> str:
 
 def bad_label(value: str, suggestion: str | None) -> str:
     return f"--label must be stable or canary, not {_shown(value)}{_did_you_mean(suggestion)}"
+
+
+def bad_page(value: str) -> str:
+    return f"--page must be a whole number from 1, not {_shown(value)}"
 
 
 def bad_limit(value: str, low: int, high: int) -> str:

@@ -138,6 +138,24 @@ def request_rejected(req: ChangeRequest) -> str:
     return f"{rid(req.id)} rejected by {req.decided_by}{why}. Nothing was changed."
 
 
+def review_acknowledged(req: ChangeRequest) -> str:
+    review = req.retro_review
+    who = review.acknowledged_by if review else "?"
+    return f"Retro-review of emergency {rid(req.id)} ({req.model} -> v{req.to_version}) acknowledged by {who}."
+
+
+def retro_review_reminder(req: ChangeRequest, review: Any, now: datetime) -> str:
+    return (
+        f"Retro-review overdue: emergency {rid(req.id)} by {req.requester} ({req.model} v{req.from_version} ->"
+        f" v{req.to_version}, reason: {req.reason}) was due for review by an approver at {_time(review.due)}."
+        f" Acknowledge with `/model review {rid(req.id)}`."
+    )
+
+
+def request_cancelled(req: ChangeRequest) -> str:
+    return f"{rid(req.id)} withdrawn by {req.decided_by}, who requested it. Nothing was changed."
+
+
 def unknown_request(request_id: int) -> str:
     return f"{rid(request_id)} does not exist. See `/model requests`."
 
@@ -243,30 +261,74 @@ class ModelRow:
     route: str | None = None  # the label clients use (None: unversioned requests)
     expected: int | None = None  # the version `route` must resolve to, per the desired state
     resolved: Mapping[str, int | str] | None = None  # per replica, what `route` resolves to there
+    rolling: bool = False  # a rollout of this model is running now
 
 
-def model_list(rows: Sequence[ModelRow]) -> str:
-    """A replica is healthy only when it answers, has the desired versions loaded and resolves the route to
-    the desired version: a fleet split by a half-done change is never reported healthy."""
-    lines = []
-    for row in rows:
-        up = [s for s in row.replicas if not s.error]
-        loaded = sorted({v for s in up for v in s.available()})
-        labels = " ".join(f"{k}=v{v}" for k, v in sorted(row.labels.items())) or "no labels"
-        drift = _row_drift(row, up)
-        healthy = len(up) - len(drift)
-        line = (
-            f"{row.name}: {labels}; loaded {_versions(loaded)}; desired {_versions(row.desired)};"
-            f" {healthy}/{len(row.replicas)} replicas healthy"
+LIST_PAGE_CHARS = 3500  # one Slack section's worth (3,000-character sections, 40,000 per message): readable too
+LIST_SHOWN_IN_SYNC = 15  # models in sync named one per line before they are summarised
+
+
+def model_list(rows: Sequence[ModelRow], *, show_all: bool = False, page: int = 1, prefix: str = "") -> str:
+    """Problems first (drift, unreachable replicas, desired versions not loaded, rollout running), then the
+    models in sync: compact by default, every one with `show_all`, paged to stay within Slack's limits.
+    A replica is healthy only when it answers, has the desired versions loaded and resolves the route to the
+    desired version: a fleet split by a half-done change is never reported healthy."""
+    if not rows:
+        return f"No model matches {prefix!r}." if prefix else "No models configured."
+    problems = [(row, _row_problems(row)) for row in rows]
+    bad = [(row, why) for row, why in problems if why]
+    good = [row for row, why in problems if not why]
+    matching = f" matching {prefix!r}" if prefix else ""
+    head = f"{len(rows)} models{matching}: {len(bad)} with problems, {len(good)} in sync on every replica."
+    lines = [f"{_row_line(row)}; PROBLEM: {'; '.join(why)}" for row, why in bad]
+    if show_all or len(good) <= LIST_SHOWN_IN_SYNC:
+        lines += [_row_line(row) for row in good]
+    else:
+        lines.append(_in_sync_summary(good))
+    pages = _pages(lines, LIST_PAGE_CHARS - len(head) - 200)
+    page = min(page, len(pages))
+    out = [head, *pages[page - 1]]
+    if len(pages) > 1:
+        more = "--all " if show_all else ""
+        nxt = (
+            f"; next: `/model list {prefix + ' ' if prefix else ''}{more}--page {page + 1}`"
+            if page < len(pages)
+            else ""
         )
-        if drift:
-            line += "; DRIFT: " + "; ".join(drift) + f" (see `/model status {row.name}`)"
-        lines.append(line)
-    return "\n".join(lines) or "No models configured."
+        out.append(f"(page {page} of {len(pages)}{nxt})")
+    return "\n".join(out)
+
+
+def _row_line(row: ModelRow) -> str:
+    up = [s for s in row.replicas if not s.error]
+    loaded = sorted({v for s in up for v in s.available()})
+    labels = " ".join(f"{k}=v{v}" for k, v in sorted(row.labels.items())) or "no labels"
+    healthy = len(up) - len(_row_drift(row, up))
+    return (
+        f"{row.name}: {labels}; loaded {_versions(loaded)}; desired {_versions(row.desired)};"
+        f" {healthy}/{len(row.replicas)} replicas healthy"
+    )
+
+
+def _row_problems(row: ModelRow) -> list[str]:
+    up = [s for s in row.replicas if not s.error]
+    problems = []
+    if row.rolling:
+        problems.append("a rollout is running")
+    down = [s.replica for s in row.replicas if s.error and s.error_code != "NOT_FOUND"]
+    if down:
+        problems.append("unreachable: " + ", ".join(down))
+    missing = [s.replica for s in row.replicas if s.error_code == "NOT_FOUND" and row.desired]
+    if missing:
+        problems.append("not served on: " + ", ".join(missing))
+    drift = _row_drift(row, up)
+    if drift:
+        problems.append("DRIFT: " + "; ".join(drift) + f" (see `/model status {row.name}`)")
+    return problems
 
 
 def _row_drift(row: ModelRow, up: Sequence[ReplicaStatus]) -> list[str]:
-    route = f"`{row.route}`" if row.route else "latest"
+    route = f"`{row.route}`" if row.route else "unversioned requests"
     drift = []
     for status in up:
         missing = [v for v in row.desired if v not in status.available()]
@@ -276,6 +338,24 @@ def _row_drift(row: ModelRow, up: Sequence[ReplicaStatus]) -> list[str]:
         elif missing:
             drift.append(f"{status.replica} has not loaded {_versions(missing)}")
     return drift
+
+
+def _in_sync_summary(rows: Sequence[ModelRow]) -> str:
+    names = ", ".join(r.name for r in rows[:LIST_SHOWN_IN_SYNC])
+    return f"In sync ({len(rows)}): {names}, … (`/model list --all` lists every model)"
+
+
+def _pages(lines: Sequence[str], budget: int) -> list[list[str]]:
+    pages: list[list[str]] = [[]]
+    size = 0
+    for text in lines:
+        line = text if len(text) <= budget else text[: budget - 1] + "…"
+        if pages[-1] and size + len(line) + 1 > budget:
+            pages.append([])
+            size = 0
+        pages[-1].append(line)
+        size += len(line) + 1
+    return pages
 
 
 @dataclass(frozen=True)
@@ -342,10 +422,11 @@ def history(model: str | None, entries: Sequence[AuditEntry]) -> str:
     return "\n".join(lines) if entries else head + " nothing yet."
 
 
-def open_requests(requests: Sequence[ChangeRequest], now: datetime) -> str:
+def open_requests(requests: Sequence[ChangeRequest], now: datetime, reviews: Sequence[ChangeRequest] = ()) -> str:
+    lines = _retro_lines(reviews, now)
     if not requests:
-        return "No open requests."
-    lines = ["Open requests:"]
+        return "\n".join([*lines, "No open requests."])
+    lines.append("Open requests:")
     for r in requests:
         wait = "" if r.state is not RequestState.PENDING else f", needs {r.approvals_missing} more"
         lines.append(
@@ -353,6 +434,19 @@ def open_requests(requests: Sequence[ChangeRequest], now: datetime) -> str:
             f" {r.state.value}{wait}, expires {_time(r.expires_at)}"
         )
     return "\n".join(lines)
+
+
+def _retro_lines(reviews: Sequence[ChangeRequest], now: datetime) -> list[str]:
+    if not reviews:
+        return []
+    lines = ["Emergencies waiting for a retro-review (`/model review R…`):"]
+    for r in reviews:
+        review = r.retro_review
+        due = "" if review is None else (" OVERDUE" if review.overdue(now) else f", due {_time(review.due)}")
+        lines.append(
+            f"  {rid(r.id)} {r.model} v{r.from_version}->v{r.to_version} by {r.requester}: {r.state.value}{due}"
+        )
+    return lines
 
 
 def whoami(identity: Identity, roles: Collection[str], actions: Collection[str]) -> str:

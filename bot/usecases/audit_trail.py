@@ -50,7 +50,7 @@ def record_alone(deps: Deps, ctx: Context | None, action: str, outcome: str, **k
 def notify_card(uow: UnitOfWork, request: ChangeRequest, channel: str | None) -> None:
     """Queue a (re)render of the request's approval card; the Slack outbox worker posts or updates it."""
     if channel:  # console-made requests have no Slack card; they show in `/model requests`
-        uow.outbox.enqueue("card", channel, {"request_id": request.id, "state": request.state.value})
+        uow.outbox.enqueue_card(channel, request.id, request.state.value)
 
 
 def notify_incident(

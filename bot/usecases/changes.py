@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 from bot.core import approvals
 from bot.core import commands as c
-from bot.core.approvals import RequestState
+from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import ChangeSpec, RolloutPlan, Routing, plan_rollout
 from bot.core.signatures import compatibility_problems
+from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
@@ -84,6 +85,15 @@ def propose(deps: Deps, model: str, version: int, label: str) -> Proposal:
     return Proposal(plan, statuses, _signature_note(deps, model, plan), drifted)
 
 
+def _void_for_emergency(uow: UnitOfWork, ctx: Context, model: str) -> ChangeRequest | None:
+    """Break-glass is never blocked by a pending request: one PENDING or APPROVED for the model becomes VOID
+    (an EXECUTING one is not touched: a rollout is running and the fleet lock orders the two)."""
+    existing = uow.requests.open_for_model(model)
+    if existing is None or existing.state not in (RequestState.PENDING, RequestState.APPROVED):
+        return None
+    return uow.requests.save(approvals.supersede(existing, ctx.actor.user_id), existing.version)
+
+
 def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
     base_path = deps.settings.models[model].base_path
     target = deps.catalog.signature(base_path, plan.spec.to_version)
@@ -138,12 +148,19 @@ def _change(
         generation=plan.before.generation,
         emergency=emergency,
         plan_summary=proposal.summary(),
+        retro_review_within=deps.retro_review_within,
         signature_note=proposal.signature_note,
     )
     with deps.db.uow() as uow:
+        superseded = _void_for_emergency(uow, ctx, model) if emergency else None
         stored = uow.requests.add(request)
         record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency)
         notify_card(uow, stored, ctx.channel)
+        if superseded is not None:  # name the emergency request on the one it replaced, its card and its trail
+            named = uow.requests.save(approvals.supersede(superseded, ctx.actor.user_id, stored.id), superseded.version)
+            record(uow, deps, ctx, "void", "superseded", request=named, why=named.decision_reason, by=stored.id)
+            card = uow.requests.get_card(named.id)
+            notify_card(uow, named, card[0] if card else None)
         uow.commit()
     if stored.state is RequestState.APPROVED:  # emergency, or a policy that needs no approver
         return execute(deps, ctx, stored.id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.core.fleet import ProgressEvent, RolloutResult
 from bot.core.policy import Identity, Policy
@@ -78,4 +78,5 @@ class Deps:
     late_record_delays_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)  # outcome recording after an outage, then
     # every last delay for as long as the process lives
     running: Running = field(default_factory=Running)
+    retro_review_within: timedelta = timedelta(hours=24)  # permissions.yaml; an emergency must be acknowledged
     extra: dict[str, object] = field(default_factory=dict)

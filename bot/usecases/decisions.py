@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from bot.core import approvals
 from bot.core import commands as c
@@ -11,10 +12,11 @@ from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.core.policy import ApprovalRule
 from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
-from bot.usecases.audit_trail import notify_card, record
+from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.execution import Claim, execute, try_claim
 
+REMINDER_EVERY = timedelta(hours=1)  # an overdue retro-review is reminded at most this often
 CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
 
 
@@ -43,6 +45,46 @@ def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
     return Reply(texts.request_rejected(decided), public=True, request_id=decided.id)
 
 
+def cancel(deps: Deps, ctx: Context, cmd: c.Cancel) -> Reply:
+    """The requester withdraws their own pending (or approved, not yet executing) request."""
+
+    def step(req: ChangeRequest) -> ChangeRequest:
+        return approvals.cancel(req, ctx.actor, deps.clock())
+
+    decided = _decide(deps, ctx, cmd.request_id, "cancel", step)
+    return Reply(texts.request_cancelled(decided), public=True, request_id=decided.id)
+
+
+def review(deps: Deps, ctx: Context, cmd: c.Review) -> Reply:
+    """An approver acknowledges an emergency's retro-review (never the person who ran it)."""
+
+    def step(req: ChangeRequest) -> ChangeRequest:
+        rule = ApprovalRule(1, req.approver_roles or None)
+        return approvals.acknowledge(req, ctx.actor, deps.policy.can_approve(ctx.actor, rule), deps.clock())
+
+    decided = _decide(deps, ctx, cmd.request_id, "review", step, outcome="acknowledged")
+    return Reply(texts.review_acknowledged(decided), public=True, request_id=decided.id)
+
+
+def remind_retro_reviews(deps: Deps) -> int:
+    """Post a reminder to the incident channel for every overdue, unacknowledged retro-review; once per
+    reminder period (the outbox key), so repeated sweeps and several bot replicas post it once."""
+    now = deps.clock()
+    period = max(deps.retro_review_within, REMINDER_EVERY)
+    posted = 0
+    with deps.db.uow() as uow:
+        for req in uow.requests.emergencies():
+            review = req.retro_review
+            if review is None or not review.overdue(now):
+                continue
+            round_ = int((now - review.due) / period)
+            payload = {"model": req.model, "text": texts.retro_review_reminder(req, review, now)}
+            notify_incident(uow, deps, req, payload, key=f"retro:{req.id}:{round_}")
+            posted += 1
+        uow.commit()
+    return posted
+
+
 def _approve_step(deps: Deps, ctx: Context) -> Step:
     def step(req: ChangeRequest) -> ChangeRequest:
         rule = ApprovalRule(req.required_approvals, req.approver_roles or None)
@@ -63,6 +105,7 @@ def _decide(
     step: Step,
     *,
     then: Callable[[UnitOfWork, ChangeRequest], None] | None = None,
+    outcome: str | None = None,
 ) -> ChangeRequest:
     """Apply `step` to the fresh request and store it with CAS, retrying when a concurrent decider won;
     `then` runs in the same transaction on the stored request."""
@@ -89,7 +132,7 @@ def _decide(
                 raise
             try:
                 stored = _store(
-                    uow, deps, ctx, decided, req.version, action=action, outcome=decided.state.value.lower()
+                    uow, deps, ctx, decided, req.version, action=action, outcome=outcome or decided.state.value.lower()
                 )
             except Conflict:
                 continue  # lost the race: the next attempt sees the winner's state

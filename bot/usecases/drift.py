@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bot.core import commands as c
@@ -29,7 +28,6 @@ from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import fleet_config
 
 log = logging.getLogger(__name__)
-READ_THREADS = 16
 CONFIRM_AFTER_S = 2.0  # a drift must still be there on a second look (a version being unloaded is not drift)
 
 
@@ -141,20 +139,15 @@ def _await_sync(deps: Deps, state: ModelState, replicas: Iterable[str]) -> Model
 
 
 def _read(deps: Deps, states: Iterable[ModelState | None]) -> list[ModelDrift]:
+    """Read the models at once (`Fleet.survey`); managed models also by their route (label or unversioned)."""
     models = [s for s in states if s is not None]
-    if not models:
-        return []
-    with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(models))) as pool:
-        return list(pool.map(lambda s: _read_one(deps, s), models))
-
-
-def _read_one(deps: Deps, state: ModelState) -> ModelDrift:
-    settings = deps.settings.models.get(state.name)
-    statuses = deps.fleet.model_status(state.name)
-    if settings is None:  # not managed: only the versions can be compared
-        return model_drift(state, statuses, None, None)
-    label = settings.label if settings.routing is Routing.LABELS else None
-    return model_drift(state, statuses, deps.fleet.resolve(state.name, label), label)
+    routes: dict[str, str | None] = {}
+    for state in models:
+        settings = deps.settings.models.get(state.name)
+        if settings is not None:
+            routes[state.name] = settings.label if settings.routing is Routing.LABELS else None
+    readings = deps.fleet.survey([s.name for s in models], routes)
+    return [model_drift(s, readings[s.name].statuses, readings[s.name].resolved, routes.get(s.name)) for s in models]
 
 
 def _episode(deps: Deps, uow: UnitOfWork, drift: ModelDrift, *, is_open: bool) -> None:

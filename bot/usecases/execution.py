@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -9,10 +10,11 @@ from dataclasses import dataclass
 
 from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
-from bot.core.desired import FleetConfig
+from bot.core.desired import FleetConfig, ModelState
 from bot.core.errors import Conflict, ModelbotError, NotFound, StoreUnavailable
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
+from bot.logging_setup import bound_context
 from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases import lease
@@ -25,8 +27,8 @@ log = logging.getLogger(__name__)
 LOCK_POLL_S = 0.2
 
 
-def live_digest(deps: Deps, req: ChangeRequest, uow: UnitOfWork) -> str:
-    state = model_state(deps, req.model, uow)
+def live_digest(req: ChangeRequest, state: ModelState) -> str:
+    """The digest of `req`'s change against the model's desired state now (approvals bind to it)."""
     return approvals.change_digest(
         req.model, req.from_version, req.to_version, req.label, state.label_map(), state.generation
     )
@@ -44,7 +46,13 @@ class Claim:
 def execute(deps: Deps, ctx: Context, request_id: int, claim: Claim | None = None) -> Reply:
     """Claim the request (APPROVED -> EXECUTING, one winner) unless `claim` did already, run the rollout under
     a renewed fleet lease, record the outcome exactly once (late, if the database is away when it ends)."""
-    claim = claim or _claim(deps, ctx, request_id)
+    with bound_context(request_id=f"R{request_id}"):  # every log line of this rollout, its threads' too
+        claim = claim or _claim(deps, ctx, request_id)
+        with bound_context(operation_id=claim.operation_id or None, model=claim.request.model):
+            return _execute(deps, ctx, claim)
+
+
+def _execute(deps: Deps, ctx: Context, claim: Claim) -> Reply:
     claimed = claim.request
     if claimed.state is RequestState.VOID:
         return Reply(texts.request_void(claimed), ok=False, public=True, request_id=claimed.id)
@@ -121,7 +129,9 @@ def try_claim(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> 
 
 
 def _claim_locked(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> Claim:
-    claimed = approvals.start_execution(req, live_digest(deps, req, uow), deps.clock())
+    base = uow.desired.load() or FleetConfig()
+    state = base.model(req.model) or model_state(deps, req.model, uow)
+    claimed = approvals.start_execution(req, live_digest(req, state), deps.clock())
     stored = uow.requests.save(claimed, req.version)  # CAS: a second claimer gets Conflict
     void = stored.state is RequestState.VOID
     record(
@@ -138,7 +148,6 @@ def _claim_locked(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest)
     if void:
         lease.release(deps, uow)
         return Claim(stored, 0, FleetConfig())
-    base = uow.desired.load() or FleetConfig()
     op_id = uow.operations.start(
         stored.id, stored.model, deps.clock(), holder=deps.holder, before=base.model(stored.model)
     )
@@ -255,4 +264,5 @@ def _record_later(deps: Deps, ctx: Context, claim: Claim, result: RolloutResult,
             heartbeat.stop()
             deps.running.discard(claim.operation_id)
 
-    threading.Thread(target=keep_trying, name=f"record-R{claim.request.id}", daemon=True).start()
+    context = contextvars.copy_context()  # the retries' log lines keep the rollout's request and operation ids
+    threading.Thread(target=context.run, args=(keep_trying,), name=f"record-R{claim.request.id}", daemon=True).start()

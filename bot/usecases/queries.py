@@ -16,16 +16,15 @@ from bot.usecases.state import fleet_config, model_state
 
 
 def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
+    """Every model (or those starting with the prefix): the fleet is read once per model per replica, every call
+    in flight at once (`Fleet.survey`), so 1,000 models cost little more than the calls themselves."""
     config = fleet_config(deps)
-    names = sorted(set(deps.settings.models) | set(config.names()))
+    names = sorted(n for n in set(deps.settings.models) | set(config.names()) if n.startswith(cmd.prefix))
     routes = {name: _route(deps, name) for name in names}
-    with ThreadPoolExecutor(max_workers=max(min(len(names) * 2, 32), 1)) as pool:
-        status_f = {name: pool.submit(deps.fleet.model_status, name) for name in names}
-        resolve_f = {
-            name: pool.submit(deps.fleet.resolve, name, routes[name]) for name in names if name in config.names()
-        }
-        statuses = {name: f.result() for name, f in status_f.items()}
-        resolved = {name: f.result() for name, f in resolve_f.items()}
+    with deps.db.uow(readonly=True) as uow:
+        rolling = {str(op["model"]) for op in uow.operations.unfinished()}
+    served = set(config.names())
+    readings = deps.fleet.survey(names, {name: routes[name] for name in names if name in served})
     rows = []
     for name in names:
         state = config.model(name)
@@ -34,13 +33,14 @@ def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
                 name=name,
                 labels=state.label_map() if state else {},
                 desired=state.policy.versions if state else (),
-                replicas=statuses[name],
+                replicas=readings[name].statuses,
                 route=routes[name],
                 expected=state.resolves(routes[name]) if state else None,
-                resolved=resolved.get(name),
+                resolved=readings[name].resolved,
+                rolling=name in rolling,
             )
         )
-    return Reply(texts.model_list(rows))
+    return Reply(texts.model_list(rows, show_all=cmd.show_all, page=cmd.page, prefix=cmd.prefix))
 
 
 def _route(deps: Deps, model: str) -> str | None:
@@ -99,7 +99,10 @@ def requests(deps: Deps, ctx: Context, cmd: c.Requests) -> Reply:
     expire_due(deps)
     with deps.db.uow(readonly=True) as uow:
         open_requests = uow.requests.list_open()
-    return Reply(texts.open_requests(open_requests, deps.clock()))
+        reviews = [
+            r for r in uow.requests.emergencies() if r.retro_review and r.retro_review.open and not r.state.is_open
+        ]
+    return Reply(texts.open_requests(open_requests, deps.clock(), reviews))
 
 
 def whoami(deps: Deps, ctx: Context, cmd: c.Whoami) -> Reply:

@@ -37,7 +37,7 @@ def test_demo_story_runs_end_to_end(tmp_path: Path, demo_models: Path) -> None:
     assert "[load" in out and "LOADING" in out  # per-replica progress while v2 loads
     assert "R1 SUCCEEDED" in out
     assert "resolves to version 2 on all 3 replicas" in out
-    assert out.count("in sync") == 3  # /model status after the rollback
+    assert out.count("  in sync") == 3  # /model status after the rollback: one line per replica
     assert "audit verify: OK" in out
     assert "Traceback" not in out + result.stderr
     db = tmp_path / ".devstack" / "demo.db"

@@ -3,10 +3,13 @@ build with a request logger or more platforms (--devstack_request_logger, --devs
 
 from __future__ import annotations
 
+import re
+
 import grpc
 import pytest
 
 from bot.devstack.fleet import DevFleet, DevFleetError
+from bot.devstack.serving.core import NO_REQUEST_LOGGER
 from bot.serving.protos import tfs_apis_pb2
 from tests.devstack_support import (
     MODEL,
@@ -62,7 +65,7 @@ def test_stock_server_refuses_logging_config_after_applying_everything_else(
 
 def test_stock_server_does_not_start_with_logging_config(fleet: FleetFactory) -> None:
     """A models.config with logging_config stops the stock server at start-up with the same error."""
-    with pytest.raises(DevFleetError, match="No request-logger-creator provided."):
+    with pytest.raises(DevFleetError, match=re.escape(NO_REQUEST_LOGGER)):
         fleet(config_text(_with_logging(model_entry(versions=[1]))))
 
 

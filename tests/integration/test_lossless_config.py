@@ -60,7 +60,11 @@ def _start_fleet(fleet: FleetFactory, name: str, models_root: Path) -> DevFleet:
     """The replicas, started from the corpus file, as a build with a request logger and the corpus's platforms."""
     knobs: dict[str, object] = {}
     if name == LARGE:  # a thousand models: loads take no simulated time, and fewer filesystem polls
-        knobs = {"devstack_load_seconds": 0, "file_system_poll_wait_seconds": 1, "devstack_manage_interval_seconds": 0.002}
+        knobs = {
+            "devstack_load_seconds": 0,
+            "file_system_poll_wait_seconds": 1,
+            "devstack_manage_interval_seconds": 0.002,
+        }
     return fleet(
         corpus_text(name, MODELS_ROOT),
         REPLICAS,

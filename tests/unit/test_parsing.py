@@ -123,7 +123,8 @@ BAD = [
         "--emergency does not apply to promote; promote takes --label, --reason, --dry-run",
         U["promote"],
     ),
-    ("list --dry-run", "--dry-run does not apply to list; list takes no options", U["list"]),
+    ("list --dry-run", "--dry-run does not apply to list; list takes --all, --page", U["list"]),
+    ("whoami --dry-run", "--dry-run does not apply to whoami; whoami takes no options", U["whoami"]),
     ("rollback fraud_detector 2 --dry-run=yes", "--dry-run takes no value", U["rollback"]),
     ("rollback fraud_detector 2 --reason a --reason b", "--reason is given twice", U["rollback"]),
     ('rollback fraud_detector 2 --reason ""', "--reason is empty; say why in a few words", U["rollback"]),
@@ -133,7 +134,7 @@ BAD = [
         "unexpected '481': put a reason of several words in quotes, --reason \"like this\"",
         U["rollback"],
     ),
-    ("list extra", "unexpected 'extra'", U["list"]),
+    ("list fraud extra", "unexpected 'extra'", U["list"]),
     ("whoami U02BOB", "unexpected 'U02BOB'", U["whoami"]),
     ("promote fraud_detector 2 --label prod", "--label must be stable or canary, not 'prod'", U["promote"]),
     (

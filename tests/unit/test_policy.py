@@ -92,9 +92,10 @@ def test_group_membership_adds_roles(demo: Policy) -> None:
 
 
 def test_actions_of_matches_decide(demo: Policy) -> None:
-    """actions_of lists exactly the actions decide allows, so help and whoami never over-promise."""
+    """actions_of lists exactly the actions decide allows (plus cancel, implied by promote/rollback), so help and
+    whoami never over-promise."""
     alice = Identity("U01ALICE")
-    assert demo.actions_of(alice) == VIEW | {"promote", "rollback", "approve", "reject"}
+    assert demo.actions_of(alice) == VIEW | {"promote", "rollback", "approve", "reject", "cancel"}
     assert demo.actions_of(Identity("U02BOB")) == VIEW | {"approve", "reject"}
     assert demo.actions_of(Identity("U03CAROL")) == frozenset()
     bot = Identity("B0X", frozenset({"S0MLONCALL"}), is_bot=True)

@@ -75,12 +75,12 @@ def test_metrics_text_format() -> None:
     metrics.ack(0.003)
     metrics.ack(0.2)
     text = metrics.render()
-    assert 'modelbot_commands_total{verb="rollback",outcome="ok"} 2' in text
-    assert 'modelbot_rollouts_total{outcome="SUCCEEDED"} 1' in text
-    assert "modelbot_outbox_pending 4" in text
-    assert 'modelbot_slack_ack_seconds_bucket{le="0.005"} 1' in text
-    assert 'modelbot_slack_ack_seconds_bucket{le="0.25"} 2' in text
-    assert "modelbot_slack_ack_seconds_count 2" in text
+    assert 'modelbot_commands_total{outcome="ok",verb="rollback"} 2.0' in text
+    assert 'modelbot_rollouts_total{outcome="SUCCEEDED"} 1.0' in text
+    assert "modelbot_outbox_pending 4.0" in text
+    assert 'modelbot_slack_ack_seconds_bucket{le="0.005"} 1.0' in text
+    assert 'modelbot_slack_ack_seconds_bucket{le="0.25"} 2.0' in text
+    assert "modelbot_slack_ack_seconds_count 2.0" in text
 
 
 def test_worker_pool_refuses_work_beyond_its_bound_and_drains() -> None:

@@ -114,7 +114,13 @@ def run(flags: ServerFlags) -> int:
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
+        # A handler runs on the main thread between two bytecodes, possibly while that thread holds the Event's
+        # (non-reentrant) lock: inside set() for an earlier signal, or inside stopping.wait() below. Calling set()
+        # here could then wait for itself forever. So: no further stop signals (we are stopping already), and
+        # the set() is done by another thread, which simply waits its turn for the lock.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        threading.Thread(target=stopping.set, name="devstack-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

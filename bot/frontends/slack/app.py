@@ -21,6 +21,7 @@ from bot.frontends.http.metrics import Metrics
 from bot.frontends.slack import buttons, commands
 from bot.frontends.slack.guard import bolt_logger
 from bot.frontends.slack.identity import Directory, policy_groups
+from bot.frontends.slack.ratelimit import RateGate
 from bot.frontends.slack.runtime import Runtime
 from bot.frontends.slack.workers import Workers
 from bot.service import Service
@@ -93,10 +94,13 @@ def build_app(
     wake_outbox: Callable[[], None] = lambda: None,
     token_verification_enabled: bool = True,
     workers: Workers | None = None,
+    rate_gate: RateGate | None = None,
 ) -> SlackFrontend:
     """The bolt App with the `/model` command, the card buttons and the reason modals registered.
 
     `token_verification_enabled` calls auth.test now (tests point SLACK_API_URL at a fake first).
+    `rate_gate`: the process's Slack rate-limit gate, shared by live progress and the outbox (one of its own
+    when not given).
     """
     client = client or web_client(env)
     try:
@@ -117,6 +121,7 @@ def build_app(
         progress_client=web_client(env, retries=False, timeout=PROGRESS_TIMEOUT_S),
         metrics=metrics or Metrics(),
         wake_outbox=wake_outbox,
+        rate_gate=rate_gate or RateGate(),
     )
     commands.register(app, runtime)
     buttons.register(app, runtime)

@@ -4,11 +4,17 @@ Kinds: "audit" (one audit-channel post per audit row), "incident" (a post in the
 names), "drift" (a drift notice with a Re-sync button),
 "card" (the approval card rendered from the request's *current* state: posted the first time,
 updated in place afterwards, posted again if someone deleted it).
+
+Every call first asks the process's RateGate (a call held by an earlier 429 is not made: RateHeld) and
+tells it about any 429 it meets. A card update that fails without an answer (a timeout, a dropped connection)
+may still be carried out by Slack later, over whatever was written after it: that failure asks for a retry
+no sooner than LATE_LANDING_S, so the card's last write is always one made after such a late landing.
 """
 
 from __future__ import annotations
 
 import http.client
+import urllib.error
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +27,7 @@ from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.core.policy import MEMBER_ID
 from bot.frontends.slack.blocks import Message, render_card, render_drift
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
+from bot.frontends.slack.ratelimit import RateGate, RateHeld, is_rate_limited, retry_after_s
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
 from bot.texts import slack as texts
@@ -28,7 +35,10 @@ from bot.usecases.cards import CardView
 
 POST_CHARS = 3900
 WHY_CHARS = 500
-RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+# How long after our client gave up on a call Slack may still carry it out. Slack states no bound; this is
+# a judgment: our clients give up after 5 s (live progress) and 10 s (outbox), so a correction comes 25-30 s
+# after the call was sent, past slack_sdk's own default timeout (30 s) for a call to be answered at all.
+LATE_LANDING_S = 20.0
 # Slack-side trouble that passes, and credentials an operator must fix: retried (with backoff) for ever,
 # because giving up would lose audit rows.
 PASSING_ERRORS = frozenset(
@@ -62,17 +72,23 @@ class Sent:
     rendered_version: int | None = None  # the request version the card showed
 
 
+class CardUpdateInDoubt(Exception):
+    """A card update got no answer (timeout, dropped connection): Slack may still carry it out, late."""
+
+
 @dataclass(frozen=True)
 class Failure:
     error: str
     permanent: bool
     retry_after_s: float | None = None
+    min_delay_s: float = 0.0  # retry no sooner: the failed call may still be carried out until then
 
 
 class Delivery:
-    def __init__(self, client: WebClient, service: Service) -> None:
+    def __init__(self, client: WebClient, service: Service, gate: RateGate | None = None) -> None:
         self._client = client
         self._service = service
+        self._gate = gate or RateGate()
 
     def send(self, message: OutboxMessage, now: datetime) -> Sent:
         if message.kind == "audit":
@@ -83,14 +99,16 @@ class Delivery:
             return self._card(message, now)
         if message.kind == "drift":
             notice = render_drift(str(message.payload.get("model", "")), str(message.payload.get("text", "")))
-            response = self._client.chat_postMessage(
-                channel=message.channel, text=notice.text, blocks=notice.blocks, unfurl_links=False
-            )
+            with self._gate.guard("chat.postMessage", message.channel):
+                response = self._client.chat_postMessage(
+                    channel=message.channel, text=notice.text, blocks=notice.blocks, unfurl_links=False
+                )
             return Sent({"channel": response["channel"], "ts": response["ts"]})
         raise PermanentError(f"unknown outbox kind {message.kind!r}")
 
     def _post(self, channel: str, text: str) -> Sent:
-        response = self._client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
+        with self._gate.guard("chat.postMessage", channel):
+            response = self._client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
         return Sent({"channel": response["channel"], "ts": response["ts"]})
 
     def _card(self, message: OutboxMessage, now: datetime) -> Sent:
@@ -100,18 +118,23 @@ class Delivery:
         with self._service.deps.db.uow(readonly=True) as uow:
             location = uow.requests.get_card(request_id)
         if location is not None:
+            channel, ts = location
             try:
-                self._client.chat_update(
-                    channel=location[0], ts=location[1], text=rendered.text, blocks=rendered.blocks
-                )
-                return Sent({"channel": location[0], "ts": location[1]}, rendered_version=card.request.version)
+                with self._gate.guard("chat.update"):
+                    self._client.chat_update(channel=channel, ts=ts, text=rendered.text, blocks=rendered.blocks)
+                return Sent({"channel": channel, "ts": ts}, rendered_version=card.request.version)
             except SlackApiError as exc:
                 if exc.response.get("error") not in CARD_GONE:
                     raise
+            except Exception as exc:
+                if may_land_late(exc):
+                    raise CardUpdateInDoubt(type(exc).__name__) from exc
+                raise
         return self._post_card(request_id, message.channel, rendered, card)
 
     def _post_card(self, request_id: int, channel: str, rendered: Message, card: CardView) -> Sent:
-        response = self._client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
+        with self._gate.guard("chat.postMessage", channel):
+            response = self._client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
         ts, where = str(response["ts"]), str(response["channel"])
         return Sent(
             {"channel": where, "ts": ts}, new_card=(request_id, where, ts), rendered_version=card.request.version
@@ -143,14 +166,23 @@ def audit_text(row: Mapping[str, Any]) -> str:
     return clip(text, POST_CHARS)
 
 
+def may_land_late(exc: BaseException) -> bool:
+    """True when a call failed without Slack's answer after it may have reached Slack (a timeout, a dropped
+    connection), so Slack may still carry it out; False for an answer (SlackApiError: not carried out) and
+    for a connection that was refused (never sent)."""
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, ConnectionRefusedError):
+        return False
+    return isinstance(exc, OSError | http.client.HTTPException) and not isinstance(exc, ConnectionRefusedError)
+
+
 def classify(exc: BaseException) -> Failure:
     """Passing failures (5xx, 429, connection trouble, credentials) are retried; anything else is permanent."""
     if isinstance(exc, SlackApiError):
-        status = exc.response.status_code
-        error = str(exc.response.get("error") or f"http_{status}")
-        if status == 429 or error in RATE_LIMITED:
-            return Failure(error, permanent=False, retry_after_s=_retry_after(exc.response.headers))
-        return Failure(error, permanent=not (status >= 500 or error in PASSING_ERRORS))
+        return _answered(exc)
+    if isinstance(exc, RateHeld):  # not sent: a 429 (this writer's or another's) holds the method
+        return Failure(str(exc), permanent=False, retry_after_s=exc.wait_s)
+    if isinstance(exc, CardUpdateInDoubt):
+        return Failure(f"{exc} (the card update may still land)", permanent=False, min_delay_s=LATE_LANDING_S)
     if isinstance(exc, SlackClientError | OSError | http.client.HTTPException | StoreUnavailable):
         return Failure(type(exc).__name__, permanent=False)
     if isinstance(exc, ModelbotError):
@@ -158,12 +190,9 @@ def classify(exc: BaseException) -> Failure:
     return Failure(f"{type(exc).__name__} while rendering or sending", permanent=True)
 
 
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            raw = value[0] if isinstance(value, list | tuple) else value
-            try:
-                return max(float(raw), 0.0)
-            except (TypeError, ValueError):
-                return None
-    return None
+def _answered(exc: SlackApiError) -> Failure:
+    status = exc.response.status_code
+    error = str(exc.response.get("error") or f"http_{status}")
+    if is_rate_limited(exc):
+        return Failure(error, permanent=False, retry_after_s=retry_after_s(exc.response.headers))
+    return Failure(error, permanent=not (status >= 500 or error in PASSING_ERRORS))

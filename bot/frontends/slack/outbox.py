@@ -5,6 +5,9 @@ announces), so nothing is lost when Slack is down or the bot restarts: a message
 Slack accepts it. Passing failures (5xx, 429 with its Retry-After, connection errors) back off
 exponentially and hold their channel (order is kept); a permanent error (channel_not_found,
 invalid_blocks...) is retried a few times, then given up with a log line, which unblocks the channel.
+A 429 met by any writer of this process (see ratelimit.py) reschedules the messages it holds back, without
+calling Slack. A card update that timed out is retried only after LATE_LANDING_S, when Slack can no longer
+carry out the lost one over the retry.
 Delivery is at-least-once: a crash between Slack's answer and the database commit re-sends one message.
 """
 
@@ -19,6 +22,7 @@ from slack_sdk import WebClient
 
 from bot.core.errors import StoreUnavailable
 from bot.frontends.slack.delivery import Delivery, Failure, classify
+from bot.frontends.slack.ratelimit import RateGate
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
 
@@ -41,12 +45,14 @@ class OutboxWorker:
         backoff_s: float = BACKOFF_S,
         max_backoff_s: float = MAX_BACKOFF_S,
         permanent_attempts: int = PERMANENT_ATTEMPTS,
+        gate: RateGate | None = None,
     ) -> None:
+        """`gate`: the process's rate-limit gate, shared with live progress (a private one when not given)."""
         self._service = service
         self._db = service.deps.db
         self._clock = service.deps.clock
         self._holder = f"{service.deps.holder}:outbox"
-        self._delivery = Delivery(client, service)
+        self._delivery = Delivery(client, service, gate)
         self._poll_s = poll_s
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -139,4 +145,6 @@ class OutboxWorker:
         if failure.retry_after_s is not None:
             return failure.retry_after_s  # Slack said when; asking earlier risks the app being disabled
         exponential = min(self._backoff_s * 2.0 ** (attempts - 1), self._max_backoff_s)
-        return exponential * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+        jittered = exponential * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not cryptography
+        # Not a "backoff" to switch to zero in tests: a sooner retry could be overwritten by the lost call landing.
+        return max(jittered, failure.min_delay_s)

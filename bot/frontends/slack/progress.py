@@ -1,9 +1,13 @@
 """Live rollout progress on the approval card: a throttled, best-effort chat.update (not through the outbox).
 
-Updates run on the rollout's own thread, so the last one has finished before the rollout's outcome is
-committed; the outbox's final card update therefore always lands after it and is never overwritten.
+Updates run on the rollout's own thread, so an update Slack has answered is finished before the rollout's
+outcome is committed, and the outbox's final card update lands after it. An update our client gave up on (a
+timeout, a dropped connection) is another matter: Slack may still carry it out later, over the outcome. So
+such a failure also queues, through the outbox, a re-render of the card from the database that is due
+LATE_LANDING_S later, when the lost update can no longer land after it.
 A failed or slow update switches live progress off for the rest of that rollout: it is decoration,
-and the durable card update comes from the outbox anyway.
+and the durable card update comes from the outbox anyway. A 429 holds chat.update for every writer of the
+process (the shared RateGate); while the gate holds it, pushes are skipped.
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from slack_sdk import WebClient
 
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.blocks import render_card
+from bot.frontends.slack.delivery import LATE_LANDING_S, may_land_late
+from bot.frontends.slack.ratelimit import RateGate, RateHeld
 from bot.service import Service
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 0.5
 SLOW_S = 2.0
+UPDATE = "chat.update"
 
 
 class LiveCard:
@@ -37,9 +44,11 @@ class LiveCard:
         model: str | None = None,
         interval_s: float = INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        gate: RateGate | None = None,
     ) -> None:
         self._client = client
         self._service = service
+        self._gate = gate or RateGate()
         self._request_id = request_id
         self._model = model
         self._interval_s = interval_s
@@ -68,22 +77,40 @@ class LiveCard:
                 self._pushing = False
 
     def _push(self, events: list[ProgressEvent]) -> None:
+        if self._gate.wait_s(UPDATE) > 0:
+            return  # a 429 holds chat.update: skip this push, a later one may go
         started = self._clock()
+        location = None
         try:
             location = self._location()
             if location is None:
                 return  # the outbox has not posted the card yet
             request_id, channel, ts = location
-            card = self._service.card(request_id)
-            message = render_card(card, datetime.now(UTC), events)
-            self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
+            message = render_card(self._service.card(request_id), datetime.now(UTC), events)
+            with self._gate.guard(UPDATE):  # checked again just before the call: the outbox may have met a 429
+                self._client.chat_update(channel=channel, ts=ts, text=message.text, blocks=message.blocks)
             self.pushes += 1
+        except RateHeld:
+            return
         except Exception as exc:  # best effort: never let decoration break a rollout
             log.info("live progress switched off for this rollout: %s", type(exc).__name__)
             self._off = True
-        if self._clock() - started > SLOW_S:
+            if location is not None and may_land_late(exc):
+                self._correct_later(location[0], location[1])
+        if not self._off and self._clock() - started > SLOW_S:
             log.info("live progress switched off for this rollout: Slack is slow")
             self._off = True
+
+    def _correct_later(self, request_id: int, channel: str) -> None:
+        """Queue a re-render of the card from the database, due once the lost update can no longer land."""
+        deps = self._service.deps
+        try:
+            with deps.db.uow() as uow:
+                due_at = deps.clock() + timedelta(seconds=LATE_LANDING_S)
+                uow.outbox.enqueue("card", channel, {"request_id": request_id, "reason": "late_landing"}, due_at=due_at)
+                uow.commit()
+        except Exception as exc:  # the database is away too: the card may show stale progress until it changes
+            log.warning("could not queue the card's correction after a lost live update: %s", exc)
 
     def _location(self) -> tuple[int, str, str] | None:
         with self._service.deps.db.uow(readonly=True) as uow:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
-import secrets
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core import commands as c
-from bot.core.fleet import ProgressEvent
-from bot.frontends.http.metrics import Metrics
+from bot.core.fleet import ProgressEvent, RolloutResult
+from bot.frontends.http.metrics import Metrics, PhaseClock
 from bot.frontends.slack.identity import Directory, UserRefused
 from bot.frontends.slack.mrkdwn import clip, escape
 from bot.frontends.slack.progress import LiveCard
+from bot.frontends.slack.ratelimit import RateGate
 from bot.frontends.slack.workers import Workers
+from bot.logging_setup import bound_context, new_correlation_id
 from bot.service import Service
 from bot.texts import replies
 from bot.usecases.context import Context, Reply
@@ -37,6 +40,7 @@ class Runtime:
     progress_client: WebClient  # no retries, short timeout: live progress is best effort
     metrics: Metrics
     wake_outbox: Callable[[], None]
+    rate_gate: RateGate = field(default_factory=RateGate)  # the process's, shared with the outbox (see Server)
 
     def act(
         self,
@@ -53,35 +57,56 @@ class Runtime:
 
         `label` names the verb in metrics; `request_id` / `model` say whose card shows live progress.
         """
-        try:
-            identity = self.directory.identity(user_id)
-        except UserRefused as exc:
-            self.metrics.command(label, "refused")
-            say_safely(say, str(exc))
-            return None
-        progress: Callable[[ProgressEvent], None] = LiveCard(
-            self.progress_client, self.service, request_id=request_id, model=model
+        with bound_context(actor=user_id, verb=label, request_id=f"R{request_id}" if request_id else None, model=model):
+            try:
+                identity = self.directory.identity(user_id)
+            except UserRefused as exc:
+                self.metrics.command(label, "refused")
+                say_safely(say, str(exc))
+                return None
+            card = LiveCard(self.progress_client, self.service, request_id=request_id, model=model, gate=self.rate_gate)
+            phases = PhaseClock(time.monotonic)  # the rollout reports no per-phase times: its events do
+
+            def progress(event: ProgressEvent) -> None:
+                if phases.mark(event):
+                    log.info("rollout phase %s (%d/%d replicas)", event.phase, event.done, event.total)
+                card(event)
+
+            reply = run(Context(actor=identity, channel=channel, frontend=FRONTEND, progress=progress))
+            self.wake_outbox()
+            self.metrics.command(label, "ok" if reply.ok else "error")
+            if reply.result is not None:
+                self._rollout_done(reply.result, phases.durations())
+            return reply
+
+    def _rollout_done(self, result: RolloutResult, phases: dict[str, float]) -> None:
+        """Count and time the rollout, and write its canonical log line (context: request, operation, model)."""
+        outcome = result.outcome.value.lower()
+        self.metrics.rollout(outcome, result.elapsed_s, phases)
+        log.info(
+            "rollout %s in %.2fs (phases: %s)",
+            outcome,
+            result.elapsed_s,
+            ", ".join(result.phases_run) or "none",
+            extra={"outcome": outcome, "elapsed_s": round(result.elapsed_s, 3), "phases_s": phases},
         )
-        reply = run(Context(actor=identity, channel=channel, frontend=FRONTEND, progress=progress))
-        self.wake_outbox()
-        self.metrics.command(label, "ok" if reply.ok else "error")
-        if reply.result is not None:
-            self.metrics.rollout(reply.result.outcome.value)
-        return reply
 
     def submit(self, label: str, say: Say, fn: Callable[..., None], *args: object) -> bool:
         """Run fn(*args) on the pool; False when the pool is full. Errors are logged, never shown raw."""
 
-        def guarded() -> None:
-            try:
-                fn(*args)
-            except Exception:
-                ref = secrets.token_hex(4)
-                log.exception("Slack %s failed [ref %s]", label, ref)
-                self.metrics.command(label, "crashed")
-                say_safely(say, replies.internal_error(ref))
+        correlation = new_correlation_id()  # one per Slack request; the error reply's ref, to find its lines
 
-        if self.workers.submit(guarded):
+        def guarded() -> None:
+            with bound_context(correlation_id=correlation):
+                try:
+                    fn(*args)
+                except Exception:
+                    log.exception("Slack %s failed [ref %s]", label, correlation)
+                    self.metrics.command(label, "crashed")
+                    say_safely(say, replies.internal_error(correlation))
+
+        # The worker runs in a copy of this thread's context: what the HTTP entry bound (Slack team, trigger) too.
+        if self.workers.submit(contextvars.copy_context().run, guarded):
             return True
         self.metrics.command(label, "busy")
         return False

@@ -1,0 +1,93 @@
+"""Break-glass and withdrawal on a real database (SQLite and PostgreSQL) with a fake fleet: an emergency
+rollback is never blocked by a pending request, and a requester can withdraw their own request."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bot.core.approvals import RequestState
+from bot.store.tables import outbox
+from tests.service_harness import ALICE, BOB, DAVE, Harness, make_harness
+
+ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
+EMERGENCY = 'rollback fraud_detector 1 --reason "INC-482 fraud spike" --emergency'
+
+
+@pytest.fixture
+def h(tmp_path: Path, db_url: str) -> Harness:
+    harness = make_harness(tmp_path, db_url, versions=(1, 2, 3))
+    yield harness
+    harness.bot.close()
+
+
+def _request(h: Harness, request_id: int):  # type: ignore[no-untyped-def]
+    with h.bot.db.uow() as uow:
+        return uow.requests.get(request_id)
+
+
+def test_an_emergency_supersedes_a_pending_request(h: Harness) -> None:
+    """dave's emergency rollback while alice's request waits: R1 becomes VOID naming R2, R2 executes at once."""
+    assert h.say(ALICE, ROLLBACK).ok
+    done = h.say(DAVE, EMERGENCY)
+    assert done.ok and "SUCCEEDED" in done.text, done.text
+    r1, r2 = _request(h, 1), _request(h, 2)
+    assert r1.state is RequestState.VOID and "emergency rollback R2 of U04DAVE" in r1.decision_reason
+    assert r2.state is RequestState.SUCCEEDED and r2.emergency
+    assert h.fleet.current.model("fraud_detector").label("stable") == 1
+    with h.bot.db.uow() as uow:
+        trail = [(e.action, e.outcome, e.request_id) for e in uow.audit.iter_all()]
+    assert ("void", "superseded", 1) in trail
+    assert not h.say(BOB, "approve R1").ok  # the superseded request can no longer be approved
+
+
+def test_an_ordinary_request_does_not_supersede_and_says_how_to_end_the_open_one(h: Harness) -> None:
+    """Without --emergency the open request stands, and the refusal names its requester and how to end it."""
+    assert h.say(ALICE, ROLLBACK).ok
+    refused = h.say(DAVE, 'rollback fraud_detector 1 --reason "me too"')
+    assert not refused.ok
+    assert "U01ALICE" in refused.text and "/model cancel R1" in refused.text and "--emergency" in refused.text
+    assert _request(h, 1).state is RequestState.PENDING
+
+
+def test_the_requester_can_withdraw_but_nobody_else_can_cancel(h: Harness) -> None:
+    """`/model cancel R1`: bob (no rollback permission) and dave (may roll back, but did not ask) are refused;
+    alice withdraws it; nothing was sent."""
+    sent = len(h.fleet.sent)
+    assert h.say(ALICE, ROLLBACK).ok
+    assert not h.say(BOB, "cancel R1").ok
+    not_theirs = h.say(DAVE, "cancel R1")
+    assert not not_theirs.ok and "only U01ALICE" in not_theirs.text, not_theirs.text
+    withdrawn = h.say(ALICE, "cancel R1")
+    assert withdrawn.ok and "withdrawn" in withdrawn.text
+    req = _request(h, 1)
+    assert req.state is RequestState.REJECTED and req.withdrawn
+    assert len(h.fleet.sent) == sent
+    assert h.say(ALICE, ROLLBACK).ok  # the model is free for a new request
+
+
+def test_an_emergency_opens_a_retro_review_that_an_approver_must_acknowledge(h: Harness) -> None:
+    """The emergency is listed in `/model requests` until acknowledged; its requester cannot acknowledge it;
+    after the (shortened) deadline a reminder is queued for the incident channel once; alice acknowledges it."""
+    h.bot.service.deps.retro_review_within = timedelta(minutes=5)
+    assert h.say(DAVE, EMERGENCY).ok
+    listed = h.say(BOB, "requests").text
+    assert "retro-review" in listed and "R1" in listed and "OVERDUE" not in listed
+    assert not h.say(DAVE, "review R1").ok  # two-person rule: not the one who ran it
+    h.clock.advance(minutes=6)
+    h.bot.service.expire_due()
+    h.bot.service.expire_due()  # a second sweep posts nothing new
+    with h.bot.db.engine.connect() as conn:
+        payloads = conn.execute(sa.select(outbox.c.payload).where(outbox.c.kind == "incident")).scalars().all()
+    reminders = [p for p in payloads if "Retro-review overdue" in p]
+    assert len(reminders) == 1 and "/model review R1" in reminders[0]
+    assert "OVERDUE" in h.say(BOB, "requests").text
+    done = h.say(ALICE, "review R1")
+    assert done.ok and "acknowledged by U01ALICE" in done.text, done.text
+    assert "retro-review" not in h.say(BOB, "requests").text
+    assert not h.say(BOB, "review R1").ok  # once
+    with h.bot.db.uow() as uow:
+        assert ("review", "acknowledged") in [(e.action, e.outcome) for e in uow.audit.for_request(1)]
