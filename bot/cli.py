@@ -8,8 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.core.errors import ConfigError, ModelbotError
+
+if TYPE_CHECKING:
+    from bot.store.database import Database
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="verify or export the hash-chained audit trail")
     p.add_argument("action", choices=["verify", "export"])
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "csv", "markdown", "json"],
+        help="jsonl (default) or csv for the whole trail; markdown (default) or json for one --request",
+    )
+    p.add_argument("--request", metavar="R7", help="export one request's whole story, for a postmortem")
     p.add_argument("--output", type=Path, help="file to write (default: stdout)")
     p.set_defaults(func=_audit)
 
@@ -140,19 +149,50 @@ def _audit(args: argparse.Namespace) -> int:
     from bot.wiring import database_url
 
     db = Database(database_url())
-    if args.action == "verify":
+    if args.action == "verify" and args.request is None:
         result = audit_export.verify(db)
         if result.ok:
             print(f"audit trail OK: {result.checked} rows, hash chain intact")
             return 0
         print(f"audit trail BROKEN at row #{result.first_bad_seq}: {result.problem}", file=sys.stderr)
         return 1
+    if args.request is not None:
+        text = _request_story(db, args)
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    fmt: audit_export.ExportFormat = args.format or "jsonl"
+    if fmt not in ("jsonl", "csv"):
+        print(f"error: --format {fmt} needs --request R7 (the whole trail is jsonl or csv)", file=sys.stderr)
+        return 1
     if args.output:
         with args.output.open("w", newline="") as out:
-            audit_export.export(db, args.format, out)
+            audit_export.export(db, fmt, out)
     else:
-        audit_export.export(db, args.format, sys.stdout)
+        audit_export.export(db, fmt, sys.stdout)
     return 0
+
+
+def _request_story(db: Database, args: argparse.Namespace) -> str:
+    """`audit export --request R7`: the story as markdown (default) or JSON; roles from permissions.yaml."""
+    from bot.core.errors import UsageError
+    from bot.parsing import request_id_value
+    from bot.policy_file import load_policy_file
+    from bot.settings import DEFAULT_PERMISSIONS
+    from bot.texts import postmortem as story_texts
+    from bot.usecases.postmortem import load_story
+
+    fmt = args.format or "markdown"
+    if args.action != "export" or fmt not in ("markdown", "json"):
+        raise UsageError(f"--request goes with `audit export --format markdown|json`, not {args.action} {fmt}")
+    request_id = request_id_value(str(args.request).upper().removeprefix("#").removeprefix("R"))
+    if request_id is None:
+        raise UsageError(f"--request must look like R7, not {args.request!r}")
+    policy = load_policy_file(Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS))).policy
+    story = load_story(db, request_id, policy)
+    return story_texts.markdown(story) if fmt == "markdown" else story_texts.as_json(story)
 
 
 def _register(args: argparse.Namespace) -> int:

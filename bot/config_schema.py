@@ -23,10 +23,10 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import WithJsonSchema as JsonSchema
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from bot.core.durations import parse_duration as core_parse_duration
 from bot.core.errors import ConfigError
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _EXPONENT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
 
 # --- reading YAML
@@ -86,11 +86,10 @@ def _duplicates(node: Node, path: tuple[object, ...], walked: set[int]) -> list[
 
 def parse_duration(value: object) -> timedelta:
     """`30m`, `2h`, `90s`, `1h30m`, `1d` -> timedelta; ValueError otherwise."""
-    match = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
-    if match is None:
+    found = core_parse_duration(value)
+    if found is None:
         raise ValueError(f"must be a duration like 30m, 2h, 90s or 1h30m, not {value!r}")
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return found
 
 
 def _positive(value: timedelta) -> timedelta:

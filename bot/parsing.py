@@ -10,13 +10,16 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.core import commands as c
+from bot.core.durations import parse_duration
 from bot.core.errors import UsageError
+from bot.core.freeze import ALL_MODELS
 from bot.texts import commands as texts
 from bot.tokenising import Word, forbidden_character, one_line, quote_word, split_words
 
 MAX_TEXT_LENGTH = 2000
 MAX_NUMBER = 2**63 - 1  # TF Serving versions are int64; request ids fit the same bound
 LIMIT_MIN, LIMIT_MAX = 1, 200
+MAX_FREEZE_DAYS = 30
 LABELS = ("stable", "canary")
 
 
@@ -37,6 +40,7 @@ _FLAGS_OF_VERB: Mapping[str, tuple[str, ...]] = {
     "reject": ("--reason",),
     "history": ("--limit",),
     "list": ("--all", "--page"),
+    "freeze": ("--reason", "--for"),
 }
 VERB_SPECS: Mapping[str, VerbSpec] = {
     verb: VerbSpec(verb, texts.USAGE[verb], texts.SUMMARY[verb], cls.ACTION, _FLAGS_OF_VERB.get(verb, ()))
@@ -44,7 +48,13 @@ VERB_SPECS: Mapping[str, VerbSpec] = {
 }
 _VERB_OF_CLASS: Mapping[type[c.Command], str] = {cls: verb for verb, cls in c.VERBS.items()}
 
-_VALUE_FLAGS: Mapping[str, str] = {"--reason": "TEXT", "--label": "LABEL", "--limit": "N", "--page": "N"}
+_VALUE_FLAGS: Mapping[str, str] = {
+    "--reason": "TEXT",
+    "--label": "LABEL",
+    "--limit": "N",
+    "--page": "N",
+    "--for": "DURATION",
+}
 _SWITCHES = frozenset({"--dry-run", "--emergency", "--all"})
 _HELP_FLAGS = frozenset({"--help", "-h"})
 _ALL_FLAGS = (*_VALUE_FLAGS, *_SWITCHES, "--help")
@@ -86,9 +96,14 @@ def format_command(command: c.Command) -> str:
         words += ["--reason", quote_word(reason)] if reason else []
         words += ["--dry-run"] if command.dry_run else []
         words += ["--emergency"] if isinstance(command, c.Rollback) and command.emergency else []
-    elif isinstance(command, c.Approve | c.Reject | c.Cancel | c.Review):
+    elif isinstance(command, c.Approve | c.Reject | c.Cancel | c.Review | c.Explain):
         words.append(c.format_request_id(command.request_id))
         words += ["--reason", quote_word(reason)] if reason else []
+    elif isinstance(command, c.Freeze | c.Unfreeze):
+        words.append("all" if command.model_name == ALL_MODELS else quote_word(command.model_name))
+        if isinstance(command, c.Freeze):
+            words += ["--reason", quote_word(reason)] if reason else []
+            words += ["--for", f"{command.for_s}s"] if command.for_s else []
     elif isinstance(command, c.ListModels):
         words += [quote_word(command.prefix)] if command.prefix else []
         words += ["--all"] if command.show_all else []
@@ -327,7 +342,7 @@ def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collect
     return c.Approve(request_id=_request_id(request, spec))
 
 
-def _request_only(command: type[c.Cancel | c.Review]) -> _Builder:
+def _request_only(command: type[c.Cancel | c.Review | c.Explain]) -> _Builder:
     def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
         (request,) = _expect(spec, args, flags, "REQUEST_ID")
         return command(request_id=_request_id(request, spec))
@@ -346,6 +361,29 @@ def _list(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection
     if not _DIGITS.fullmatch(page) or len(page) > 4 or int(page) < 1:
         raise _error(texts.bad_page(page), spec)
     return c.ListModels(prefix=words[0].text if words else "", show_all="--all" in flags, page=int(page))
+
+
+def _freeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    (target,) = _expect(spec, args, flags, "MODEL|all")
+    reason = _reason(flags, spec)
+    if not reason:
+        raise _error(texts.FREEZE_NEEDS_REASON, spec)
+    duration = None
+    if "--for" in flags:
+        found = parse_duration(flags["--for"].lower())
+        if found is None or found.total_seconds() <= 0 or found.days > MAX_FREEZE_DAYS:
+            raise _error(texts.bad_freeze_duration(flags["--for"], MAX_FREEZE_DAYS), spec)
+        duration = int(found.total_seconds())
+    return c.Freeze(model_name=_freeze_target(target, known, spec), reason=reason, for_s=duration)
+
+
+def _unfreeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    (target,) = _expect(spec, args, flags, "MODEL|all")
+    return c.Unfreeze(model_name=_freeze_target(target, known, spec))
+
+
+def _freeze_target(word: Word, known: Collection[str], spec: VerbSpec) -> str:
+    return ALL_MODELS if word.text.lower() == "all" and not word.quoted else _model(word, known, spec)
 
 
 def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
@@ -369,6 +407,9 @@ _BUILDERS: Mapping[str, _Builder] = {
     "history": _history,
     "whoami": _no_arguments(c.Whoami),
     "resync": _model_only(c.Resync),
+    "freeze": _freeze,
+    "unfreeze": _unfreeze,
     "cancel": _request_only(c.Cancel),
     "review": _request_only(c.Review),
+    "explain": _request_only(c.Explain),
 }

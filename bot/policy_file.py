@@ -33,24 +33,13 @@ from bot.config_schema import (
     schema_problems,
 )
 from bot.core.errors import ConfigError
+from bot.core.freeze import FreezeWindow
 from bot.core.policy import ANY_MODEL, Policy, parse_policy
 
 CONFIG_NAME = "modelbot.yaml"
 _DESIGN_ONLY = ("retro_review_within", "freeze_windows")  # DESIGN §2 keys the core policy does not read yet
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True)
-class FreezeWindow:
-    """A scheduled freeze (DESIGN §2); accepted and validated, not enforced yet."""
-
-    models: tuple[str, ...]
-    weekdays: tuple[str, ...]
-    start: time
-    end: time
-    tz: str = "UTC"
-    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from bot.core import commands as c
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
 from bot.core.policy import Decision
 from bot.texts import replies as texts
-from bot.usecases import alerts, changes, decisions, drift, queries
+from bot.usecases import alerts, changes, decisions, drift, freezes, postmortem, queries
 from bot.usecases.alerts import AlertsOutcome
 from bot.usecases.audit_trail import record_alone
 from bot.usecases.cards import CardView, card_view
@@ -41,6 +41,9 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Resync: drift.resync,  # type: ignore[dict-item]
     c.Cancel: decisions.cancel,  # type: ignore[dict-item]
     c.Review: decisions.review,  # type: ignore[dict-item]
+    c.Freeze: freezes.freeze,  # type: ignore[dict-item]
+    c.Unfreeze: freezes.unfreeze,  # type: ignore[dict-item]
+    c.Explain: postmortem.explain,  # type: ignore[dict-item]
 }
 
 

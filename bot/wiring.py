@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.core.freeze import FreezeWindow
 from bot.core.policy import Policy
 from bot.core.ports import Fleet, VersionCatalog
 from bot.policy_file import load_policy_file
@@ -65,12 +66,14 @@ def build_bot(
 ) -> Bot:
     """Load and validate settings, open the database (migrating it), connect the fleet, start the service."""
     settings = settings or load_settings()
-    retro_review_within = timedelta(hours=24)
+    retro_review_within: timedelta = timedelta(hours=24)
+    freeze_windows: tuple[FreezeWindow, ...] = ()
     if policy is None:
         policy_file = load_policy_file(
             Path(os.environ.get("MODELBOT_PERMISSIONS", DEFAULT_PERMISSIONS)), settings.models
         )
         policy, retro_review_within = policy_file.policy, policy_file.retro_review_within
+        freeze_windows = policy_file.freeze_windows
     db = Database(db_url or database_url(), audit_channel=settings.slack.audit_channel)
     if upgrade:
         db.upgrade()
@@ -86,6 +89,7 @@ def build_bot(
         clock=clock,
         holder=holder,
         retro_review_within=retro_review_within,
+        freeze_windows=freeze_windows,
     )
     service = Service(deps)
     if start:

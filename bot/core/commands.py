@@ -106,11 +106,35 @@ class Review(Command):
 
 
 @dataclass(frozen=True)
+class Freeze(Command):
+    """Refuse promote/rollback of a model (or every model: `model_name` "*") until unfrozen or `for_s` passes."""
+
+    ACTION: ClassVar[str] = "freeze"
+    model_name: str
+    reason: str = ""
+    for_s: int | None = None
+
+
+@dataclass(frozen=True)
+class Unfreeze(Command):
+    ACTION: ClassVar[str] = "freeze"
+    model_name: str
+
+
+@dataclass(frozen=True)
 class Resync(Command):
     """Re-send the desired state to the replicas that drifted from it; needs the `rollback` permission."""
 
     ACTION: ClassVar[str] = "rollback"
     model_name: str
+
+
+@dataclass(frozen=True)
+class Explain(Command):
+    """The short story of one request: who asked, who approved, what each replica did, chain verified."""
+
+    ACTION: ClassVar[str] = "history"
+    request_id: int
 
 
 @dataclass(frozen=True)
@@ -131,8 +155,11 @@ VERBS: dict[str, type[Command]] = {
     "history": History,
     "whoami": Whoami,
     "resync": Resync,
+    "freeze": Freeze,
+    "unfreeze": Unfreeze,
     "cancel": Cancel,
     "review": Review,
+    "explain": Explain,
 }
 
 # Emergency rollbacks skip the second person; they need this extra permission (incident commanders).

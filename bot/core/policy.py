@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.core.commands import ALL_ACTIONS, CANCEL_ACTION, CHANGE_ACTIONS, EMERGENCY_ACTION
+from bot.core.durations import parse_duration
 from bot.core.errors import ConfigError
 
 APPROVE = "approve"
@@ -24,7 +25,6 @@ MEMBER_ID = re.compile(r"[UWS][A-Z0-9]{2,}")  # users U.../W... (Enterprise Grid
 ANY_MODEL = "*"
 ANY_ACTION = "*"  # in `deny:` only: every action
 DEFAULT_APPROVAL_TTL = timedelta(minutes=30)
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _TOP_KEYS = ("roles", "members", "deny", "models", "approval_ttl")
 _RULE_KEYS = ("approvals", "approver_roles")
 
@@ -318,12 +318,10 @@ def _parse_rule(
 def _parse_duration(value: object, problems: list[str]) -> timedelta:
     if value is None:
         return DEFAULT_APPROVAL_TTL
-    match = _DURATION.fullmatch(value) if isinstance(value, str) and value else None
-    if match is None:
+    ttl = parse_duration(value)
+    if ttl is None:
         problems.append(f"approval_ttl: {value!r} is not a duration like 30m, 2h, 90s or 1h30m")
         return DEFAULT_APPROVAL_TTL
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    ttl = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     if ttl <= timedelta(0):
         problems.append(f"approval_ttl: {value!r} must be longer than zero")
         return DEFAULT_APPROVAL_TTL

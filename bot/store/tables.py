@@ -215,6 +215,21 @@ drift_episodes = Table(
     Column("replicas", Text, nullable=False),  # JSON {replica: [what differs, ...]}
 )
 
+# Ad-hoc freezes (`/model freeze`): active while not lifted and not past `until`; model "*" freezes every model.
+freezes = Table(
+    "freezes",
+    metadata,
+    Column("id", Int64, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("until", UtcDateTime, nullable=True),
+    Column("lifted_at", UtcDateTime, nullable=True),
+    Column("lifted_by", String(100), nullable=True),
+    sqlite_autoincrement=True,
+)
+
 fleet_lock = Table(
     "fleet_lock",
     metadata,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.store.desired import DesiredRepository
     from bot.store.drift import DriftRepository
     from bot.store.fleet_lock import FleetLockRepository
+    from bot.store.freezes import FreezeRepository
     from bot.store.operations import OperationRepository
     from bot.store.outbox import OutboxRepository
     from bot.store.registry import RegistryRepository
@@ -73,7 +74,7 @@ class UnitOfWork:
     commit() rolls everything back. Using the repositories again after commit() starts a new
     transaction, which is likewise rolled back on exit unless committed.
 
-    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`, `drift`.
+    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`, `drift`, `freezes`.
     """
 
     requests: RequestRepository
@@ -84,6 +85,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     fleet_lock: FleetLockRepository
     drift: DriftRepository
+    freezes: FreezeRepository
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
@@ -96,6 +98,7 @@ class UnitOfWork:
         from bot.store.desired import DesiredRepository  # noqa: PLC0415
         from bot.store.drift import DriftRepository  # noqa: PLC0415
         from bot.store.fleet_lock import FleetLockRepository  # noqa: PLC0415
+        from bot.store.freezes import FreezeRepository  # noqa: PLC0415
         from bot.store.operations import OperationRepository  # noqa: PLC0415
         from bot.store.outbox import OutboxRepository  # noqa: PLC0415
         from bot.store.registry import RegistryRepository  # noqa: PLC0415
@@ -128,6 +131,7 @@ class UnitOfWork:
         self.audit = AuditRepository(tx, self.outbox, self._db.audit_channel)
         self.fleet_lock = FleetLockRepository(tx)
         self.drift = DriftRepository(tx)
+        self.freezes = FreezeRepository(tx)
         return self
 
     def commit(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 COMMAND = "/model"
 GENERAL_USAGE = (
     f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|cancel|review|requests|history|whoami"
-    "|resync ..."
+    "|resync|explain ..."
     f" (details: {COMMAND} help VERB)"
 )
 
@@ -30,7 +30,10 @@ USAGE: dict[str, str] = {
     "whoami": f"{COMMAND} whoami",
     "resync": f"{COMMAND} resync MODEL",
     "cancel": f"{COMMAND} cancel REQUEST_ID",
+    "freeze": f"{COMMAND} freeze MODEL|all --reason TEXT [--for 2h]",
+    "unfreeze": f"{COMMAND} unfreeze MODEL|all",
     "review": f"{COMMAND} review REQUEST_ID",
+    "explain": f"{COMMAND} explain REQUEST_ID",
 }
 
 SUMMARY: dict[str, str] = {
@@ -47,7 +50,10 @@ SUMMARY: dict[str, str] = {
     "whoami": "your Slack ID, groups, roles and what you may run",
     "resync": "re-send the desired state to replicas that drifted from it (needs rollback)",
     "cancel": "withdraw your own pending request",
+    "freeze": "refuse promote/rollback of a model (or all) while investigating; emergencies still run",
+    "unfreeze": "lift a freeze you or someone else set with /model freeze",
     "review": "acknowledge an emergency rollback (retro-review; never your own)",
+    "explain": "the short story of one request: who asked and why, who approved, what each replica did",
 }
 
 FLAG_HELP: dict[str, str] = {
@@ -58,6 +64,7 @@ FLAG_HELP: dict[str, str] = {
     "--limit": "--limit N       how many entries, 1 to 200 (default 20)",
     "--all": "--all           every model, not only those with problems (paged)",
     "--page": "--page N        which page of a long list (default 1)",
+    "--for": "--for DURATION  how long, e.g. 30m, 2h, 1d (default: until unfrozen)",
 }
 
 HELP_HEADER = "modelbot commands you may run:"
@@ -151,6 +158,13 @@ def request_id_too_large(token: str) -> str:
 
 def bad_label(value: str, suggestion: str | None) -> str:
     return f"--label must be stable or canary, not {_shown(value)}{_did_you_mean(suggestion)}"
+
+
+FREEZE_NEEDS_REASON = "a freeze needs --reason (who is investigating what), so others know why they are refused"
+
+
+def bad_freeze_duration(value: str, max_days: int) -> str:
+    return f"--for must be a duration like 30m, 2h or 1d (at most {max_days}d), not {_shown(value)}"
 
 
 def bad_page(value: str) -> str:

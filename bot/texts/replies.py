@@ -504,3 +504,45 @@ def resync_done(model: str, outcome: Outcome, replicas: Sequence[Any]) -> str:
     lines = [head + "."]
     lines += [f"  {'ok ' if r.ok else 'FAIL'} {r.replica}: {r.detail}" for r in replicas]
     return "\n".join(lines)
+
+
+# --- freezes
+
+
+def _target(model: str) -> str:
+    return "every model" if model == "*" else model
+
+
+def frozen_now(model: str, actor: str, reason: str, until: datetime | None) -> str:
+    how_long = f" until {_seconds(until)}" if until else " until `/model unfreeze`"
+    return (
+        f"{_target(model)} frozen by {actor}{how_long}: {reason}. Promotes and rollbacks are refused; an"
+        " `--emergency` rollback still runs (and says it overrode the freeze)."
+    )
+
+
+def unfrozen_now(model: str, actor: str) -> str:
+    return f"{_target(model)} unfrozen by {actor}; changes are possible again."
+
+
+def not_frozen(model: str) -> str:
+    return f"{_target(model)} is not frozen (scheduled freeze windows are lifted by editing permissions.yaml)."
+
+
+def model_frozen(freeze: Any) -> str:
+    if freeze.window is not None:
+        w = freeze.window
+        return (
+            f"{freeze.model} is frozen by a scheduled window ({', '.join(w.weekdays)} {w.start:%H:%M}-{w.end:%H:%M}"
+            f" {w.tz}): {freeze.reason}. Only an `--emergency` rollback may change it now."
+        )
+    until = f" until {_seconds(freeze.until)}" if freeze.until else " until someone runs `/model unfreeze`"
+    return (
+        f"{freeze.model} is frozen by {freeze.actor} since {_seconds(freeze.since)}{until}: {freeze.reason}."
+        " Only an `--emergency` rollback may change it now."
+    )
+
+
+def overrode_freeze(freeze: Any) -> str:
+    who = f"{freeze.actor}'s freeze" if freeze.actor else "a scheduled freeze window"
+    return f"This emergency overrode {who} ({freeze.reason})."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.core import approvals
 from bot.core import commands as c
@@ -19,6 +19,7 @@ from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due
 from bot.usecases.execution import execute
+from bot.usecases.freezes import refuse_if_frozen
 from bot.usecases.state import model_state
 
 
@@ -125,6 +126,7 @@ def _change(
         decision = deps.policy.decide(ctx.actor, EMERGENCY_ACTION, model)
         if not decision.allowed:
             raise PermissionDenied(texts.denied(decision, EMERGENCY_ACTION), decision.rule, decision.who_can)
+    overridden = refuse_if_frozen(deps, model, emergency=emergency)
     proposal = propose(deps, model, version, label)
     rule = deps.policy.approval_rule(model, action)
     if dry_run:
@@ -154,7 +156,8 @@ def _change(
     with deps.db.uow() as uow:
         superseded = _void_for_emergency(uow, ctx, model) if emergency else None
         stored = uow.requests.add(request)
-        record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency)
+        extra = {"overrode_freeze": texts.overrode_freeze(overridden)} if overridden else {}
+        record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency, **extra)
         notify_card(uow, stored, ctx.channel)
         if superseded is not None:  # name the emergency request on the one it replaced, its card and its trail
             named = uow.requests.save(approvals.supersede(superseded, ctx.actor.user_id, stored.id), superseded.version)
@@ -163,7 +166,8 @@ def _change(
             notify_card(uow, named, card[0] if card else None)
         uow.commit()
     if stored.state is RequestState.APPROVED:  # emergency, or a policy that needs no approver
-        return execute(deps, ctx, stored.id)
+        done = execute(deps, ctx, stored.id)
+        return replace(done, text=f"{done.text}\n{texts.overrode_freeze(overridden)}") if overridden else done
     return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
 
 

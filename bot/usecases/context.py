@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.core.fleet import ProgressEvent, RolloutResult
+from bot.core.freeze import FreezeWindow
 from bot.core.policy import Identity, Policy
 from bot.core.ports import Fleet, VersionCatalog
 from bot.settings import Settings
@@ -79,4 +80,5 @@ class Deps:
     # every last delay for as long as the process lives
     running: Running = field(default_factory=Running)
     retro_review_within: timedelta = timedelta(hours=24)  # permissions.yaml; an emergency must be acknowledged
+    freeze_windows: tuple[FreezeWindow, ...] = ()  # permissions.yaml: scheduled freezes
     extra: dict[str, object] = field(default_factory=dict)

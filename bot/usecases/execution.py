@@ -20,6 +20,7 @@ from bot.texts import replies as texts
 from bot.usecases import lease
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.freezes import frozen, refuse_if_frozen
 from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import model_state
 
@@ -109,6 +110,7 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
                 raise NotFound(texts.unknown_request(request_id))
             if req.state is not RequestState.APPROVED:
                 raise Conflict(texts.already_decided(req))
+            refuse_if_frozen(deps, req.model, emergency=req.emergency, uow=uow)  # approved, waits for the unfreeze
             if lease.acquire(deps, uow):
                 claim = _claim_locked(deps, ctx, uow, req)
                 uow.commit()
@@ -123,6 +125,8 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
 def try_claim(deps: Deps, ctx: Context, uow: UnitOfWork, req: ChangeRequest) -> Claim | None:
     """Inside the caller's transaction (the approval that completed the quorum): take the fleet and start
     executing `req` at once, or None when the fleet is busy (then `execute` waits for it)."""
+    if frozen(deps, req.model, uow) is not None and not req.emergency:
+        return None  # stays APPROVED; `execute` then says why
     if not lease.acquire(deps, uow):
         return None
     return _claim_locked(deps, ctx, uow, req)

@@ -8,6 +8,7 @@ the work persists is fenced by the lease (`fence`), so a holder that lost it sen
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from datetime import timedelta
@@ -53,7 +54,9 @@ class Heartbeat:
         self._deps, self._what = deps, what
         self._stopped = threading.Event()
         self.lost = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{what}", daemon=True)
+        # The beat runs in a copy of the caller's context, so its log lines carry the rollout's ids.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._beat,), name=f"lease-{what}", daemon=True)
 
     def start(self) -> Heartbeat:
         self._thread.start()

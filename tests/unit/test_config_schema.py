@@ -149,7 +149,7 @@ NOT_A_MODEL = "not a model in modelbot.yaml"
 PERMISSION_CASES = [
     case("approval_tl", "30m", "unknown key (did you mean 'approval_ttl'?)"),
     case("roles.viewer", ["list", "lisst"], "unknown action 'lisst' (did you mean 'list'?)"),
-    case("roles.viewer", "list", "must be a list of actions, e.g. [approve, help]"),
+    case("roles.viewer", "list", "must be a list of actions, e.g. [approve, freeze]"),
     case("members.U02BOB", ["veiwer"], "unknown role 'veiwer' (did you mean 'viewer'?)"),
     case("deny", {"U03CAROL": ["rollbak"]}, "unknown action 'rollbak' (did you mean 'rollback'?)", at="deny.U03CAROL"),
     case(

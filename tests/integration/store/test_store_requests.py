@@ -40,12 +40,17 @@ def test_uncommitted_add_is_rolled_back(db: Database, make_request) -> None:  # 
 
 
 def test_second_open_request_for_a_model_conflicts_naming_the_first(db: Database, make_request) -> None:  # type: ignore[no-untyped-def]
-    """While R1 is open for fraud_detector, another request for it is refused with a message naming R1."""
+    """While R1 is open for fraud_detector, another request for it is refused with a message naming R1, its state
+    and requester, and how to end it."""
     with db.uow() as uow:
         first = uow.requests.add(make_request())
         uow.commit()
-    with db.uow() as uow, pytest.raises(Conflict, match=rf"R{first.id} is already open for fraud_detector"):
+    with (
+        db.uow() as uow,
+        pytest.raises(Conflict, match=rf"R{first.id} \(pending, by U\w+\) is already open for fraud_detector") as err,
+    ):
         uow.requests.add(make_request(requester="U03DAVE"))
+    assert f"/model cancel R{first.id}" in str(err.value) and "--emergency" in str(err.value)
 
 
 def test_unique_index_backs_the_one_open_request_rule(db: Database, make_request) -> None:  # type: ignore[no-untyped-def]

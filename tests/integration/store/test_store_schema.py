@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "outbox",
     "fleet_lock",
     "drift_episodes",
+    "freezes",
 }
 
 
