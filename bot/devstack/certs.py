@@ -84,7 +84,7 @@ def _builder(subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublic
         .issuer_name(issuer)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_before(now - datetime.timedelta(hours=1))  # room for clock skew and long test runs
         .not_valid_after(now + _VALIDITY)
     )
 

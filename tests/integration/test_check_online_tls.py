@@ -173,7 +173,7 @@ def test_a_file_that_is_not_pem_names_its_setting(
 def test_a_file_that_cannot_be_read_names_its_setting(devstack_certs: DevCerts, tmp_path: Path) -> None:
     """A ca_cert the process cannot read (here a directory: root reads any file) says so with the OS's reason."""
     tls = TlsSettings(ca_cert=tmp_path, client_cert=devstack_certs.bot_cert, client_key=devstack_certs.bot_key)
-    local = tls_check.check_local(tls, NOW)
+    local = tls_check.check_local(tls, datetime.datetime.now(datetime.UTC))
     assert local.problems == (f"serving.tls.ca_cert: cannot read {tmp_path}: Is a directory",)
 
 

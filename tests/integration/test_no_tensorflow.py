@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RSS_LIMIT_MB = 200  # the bot's serving path measured about 60 MB; TensorFlow alone is several hundred
 
 SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 args = json.loads(sys.argv[1])
 import bot.wiring, bot.cli  # the wiring and front-end entry points, as `modelbot serve` imports them
 from pathlib import Path
@@ -31,8 +31,11 @@ base = FleetConfig(models=(state,))
 outcome = fleet.rollout(plan_rollout(state, ChangeSpec(args["model"], 1)), base, lambda c: None, lambda e: None)
 fleet.close()
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tensorflow_serving", "keras"))
-rss_kb = int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS:")))
-peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+status = open("/proc/self/status").read().splitlines()
+rss_kb = int(next(l.split()[1] for l in status if l.startswith("VmRSS:")))
+# VmHWM, not ru_maxrss: getrusage counts the parent's size before fork+exec (a big pytest process), VmHWM is
+# this program's own high-water mark.
+peak_kb = int(next(l.split()[1] for l in status if l.startswith("VmHWM:")))
 print(json.dumps({"outcome": outcome.outcome.value, "message": outcome.message, "tensorflow_modules": loaded,
                   "rss_mb": rss_kb / 1024, "peak_rss_mb": peak_kb / 1024}))
 """

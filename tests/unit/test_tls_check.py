@@ -15,7 +15,10 @@ from bot.devstack.certs import DevCerts, make_custom_certs
 from bot.serving.tls_check import check_local, name_matches, names_in
 from bot.settings import TlsSettings
 
-NOW = datetime.datetime.now(datetime.UTC)
+
+def _now() -> datetime.datetime:
+    """The time at the check, not at import: a long suite collects this module minutes before it runs it."""
+    return datetime.datetime.now(datetime.UTC)
 
 
 @pytest.mark.parametrize(
@@ -46,8 +49,8 @@ def _certificate(san: list[x509.GeneralName] | None) -> x509.Certificate:
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(1)
-        .not_valid_before(NOW)
-        .not_valid_after(NOW + datetime.timedelta(days=1))
+        .not_valid_before(_now())
+        .not_valid_after(_now() + datetime.timedelta(days=1))
     )
     if san is not None:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -72,7 +75,7 @@ def certs(tmp_path: Path) -> DevCerts:
 
 def test_good_files_have_no_problem(certs: DevCerts) -> None:
     """The CA, the bot's certificate and its key load and match: present them, nothing to report."""
-    local = check_local(TlsSettings(certs.ca, certs.bot_cert, certs.bot_key), NOW)
+    local = check_local(TlsSettings(certs.ca, certs.bot_cert, certs.bot_key), _now())
     assert local.problems == () and local.present_client and not local.client_faulty
 
 
@@ -82,14 +85,14 @@ def test_an_encrypted_key_is_named(certs: DevCerts, tmp_path: Path) -> None:
     encrypted = tmp_path / "encrypted.key"
     encryption = serialization.BestAvailableEncryption(b"secret")
     encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    local = check_local(TlsSettings(certs.ca, certs.bot_cert, encrypted), NOW)
+    local = check_local(TlsSettings(certs.ca, certs.bot_cert, encrypted), _now())
     assert local.problems == (f"serving.tls.client_key: {encrypted} is encrypted: gRPC needs an unencrypted key",)
     assert not local.present_client and local.client_faulty
 
 
 def test_an_expired_ca_is_named(certs: DevCerts) -> None:
     """A ca_cert past its end date is named with the date (checked against the `now` passed in)."""
-    later = NOW + datetime.timedelta(days=3650)
+    later = _now() + datetime.timedelta(days=3650)
     local = check_local(TlsSettings(certs.ca, certs.bot_cert, certs.bot_key), later)
     assert local.problems[0].startswith(f"serving.tls.ca_cert: {certs.ca} expired on ")
     assert local.problems[1].startswith(f"serving.tls.client_cert: {certs.bot_cert} expired on ")
