@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -113,12 +114,18 @@ class ServeStack:
     def say(self, text: str, user: str = ALICE, bot: int = 0, *, wait: bool = True, timeout: float = 30) -> str:
         """Send a signed slash command through bot process `bot`; with `wait`, return the bot's reply text
         (for a command that starts a rollout that is its end: use wait=False and wait_state instead)."""
-        before = len(self.fake.calls_to("hooks"))
-        result = self.bots[bot].driver(self.fake.response_url).slash_command(text, user, channel_id="C0OPS")
+        url = self.fake.response_url()  # a fresh hook URL per command: its replies cannot be confused with others'
+        driver = self.bots[bot].driver(self.fake.response_url)
+        result = driver.post(driver.slash_command_body(text, user, "C0OPS", response_url=url))
         assert result.status == 200, result.body
         if not wait:
             return ""
-        hooks = wait_until(lambda: self.fake.calls_to("hooks")[before:] or None, timeout, f"a reply to {text!r}")
+        path = urlsplit(url).path
+
+        def replied() -> list[Any] | None:
+            return [call for call in self.fake.calls_to("hooks") if call.path == path] or None
+
+        hooks = wait_until(replied, timeout, f"a reply to {text!r}")
         return str(hooks[0].body.get("text", ""))
 
     def replies(self) -> list[str]:
