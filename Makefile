@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 DEPLOY_TOOLS := $(VENV)/deploy-tools
 DEPLOY_STAMP := $(VENV)/.deploy-tools-installed
 
-.PHONY: demo test lint typecheck unit bench protos clean deploy-tools
+.PHONY: demo test lint typecheck unit integration e2e faults deploy-checks bench protos clean deploy-tools
 
 $(STAMP): pyproject.toml hatch_build.py $(wildcard bot/serving/protos/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,24 @@ demo: $(STAMP)
 
 test: $(STAMP) $(DEPLOY_STAMP) lint typecheck
 	$(BIN)/pytest -q
+
+# Test tiers, each runnable alone (`make test` runs them all, plus lint and types): unit = pure, no processes;
+# integration = devstack emulator processes over mTLS and real SQLite/PostgreSQL; e2e = the whole bot behind signed
+# Slack HTTP; faults = `modelbot serve` killed, stopped and cut off; deploy-checks = deploy/ rendered and validated.
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest -q tests/e2e
+
+faults: $(STAMP)
+	$(BIN)/pytest -q tests/faults
+
+deploy-checks: $(STAMP) $(DEPLOY_STAMP)
+	$(BIN)/pytest -q tests/deploy
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot tests bench deploy

@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import audit_verify, endpoint_abuse, footprint, list_scale, rollout_latency, service_overhead, slack_ack
+from bench import (
+    audit_verify,
+    endpoint_abuse,
+    footprint,
+    list_scale,
+    rollout_latency,
+    service_overhead,
+    slack_ack,
+    smoke_latency,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 GOAL_FLOOR_RATIO_AT_10 = 1.3
@@ -31,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     observability = slack_ack.run_overhead(log=lambda s: print(s, file=sys.stderr))
     abuse = endpoint_abuse.run(log=lambda s: print(s, file=sys.stderr))  # also wants a quiet machine (peak RSS)
     rows = rollout_latency.run(counts, args.warm_runs, args.cold_runs, log=lambda s: print(s, file=sys.stderr))
+    smoke = smoke_latency.run(args.warm_runs, log=lambda s: print(s, file=sys.stderr))
     footprint_rows = footprint.run()
     service = service_overhead.run()
     listing = list_scale.run()
@@ -40,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         "emulator_knobs": rollout_latency.KNOBS,
         "status_poll_interval_s": rollout_latency.POLL_S,
         "rollout": rows,
+        "smoke_test": smoke,
         "goals": goals(rows),
         "footprint": footprint_rows,
         "slack_ack": ack,
@@ -51,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(table(rows, footprint_rows, results["goals"]))
+    print("\ngolden-request smoke test: warm rollback with it vs without it (median, request -> verified)")
+    print(smoke_latency.line(smoke))
     print(f"\nthrough the service (SQLite, request -> approve -> verified)\n  {service['row']}")
     print(f"\n{listing['row']}")
     print("\nslack ack latency, 50 concurrent signed /model commands (goal p99 < 100 ms)")

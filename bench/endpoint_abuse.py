@@ -1,6 +1,6 @@
 """Endpoint abuse: what forged and oversized requests to `POST /slack/events` cost the running bot (issue 7).
 
-The bot runs in this process as `modelbot serve` does (waitress, the guard, bolt) on loopback with SQLite
+The bot runs in this process as `modelbot serve` does (cheroot, the guard, bolt) on loopback with SQLite
 and its background work idle; another process plays the attacker: 50 forged 10 MB bodies (half with a
 Content-Length, half chunked) and 1,000 small forged requests (bad signature, non-numeric and stale
 timestamps, `payload=` that is not JSON), 8 at a time. Reported: answers by status (no 500 allowed), log

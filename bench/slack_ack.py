@@ -1,6 +1,6 @@
 """Slack ack latency: bursts of concurrent signed `/model` slash commands against the running app.
 
-The bot runs as `modelbot serve` does (waitress, bolt, the worker pool, the outbox) on loopback with an
+The bot runs as `modelbot serve` does (cheroot, bolt, the worker pool, the outbox) on loopback with an
 in-memory fleet and SQLite. Slack's side runs in two other processes, as it would be elsewhere: the fake
 Web API (which also takes the response_url answers), and the client that fires each burst at once (a
 barrier releases all threads together) and times every HTTP round trip until Slack would see the 200.
@@ -39,7 +39,7 @@ def run(concurrency: int = CONCURRENCY, bursts: int = BURSTS, log: Any = None) -
     from tests.e2e.stack import SECRET, USERS, start_server  # noqa: PLC0415 - the loopback harness of the e2e tests
 
     with tempfile.TemporaryDirectory() as tmp, _fake_slack(USERS) as slack_base:
-        # Production settings: the outbox's default poll, waitress's default thread count for `serve`.
+        # Production settings: the outbox's default poll, the thread count of `serve`.
         server = start_server(Path(tmp), f"sqlite:///{tmp}/bench.db", f"{slack_base}/api/", outbox_options={})
         try:
             hooks = [f"{slack_base}/hooks/{i}" for i in range(2 * concurrency * bursts)]
@@ -59,12 +59,17 @@ def run(concurrency: int = CONCURRENCY, bursts: int = BURSTS, log: Any = None) -
     return result
 
 
-OVERHEAD_BURSTS = 4  # per configuration; the first one warms up and is not counted
+OVERHEAD_ROUNDS = 4  # each round runs every configuration once, in a rotated order (noise hits all alike)
+OVERHEAD_BURSTS = 2  # bursts per configuration per round
 
 
-def run_overhead(concurrency: int = CONCURRENCY, bursts: int = OVERHEAD_BURSTS, log: Any = None) -> dict[str, Any]:
-    """Ack latency of the same spaced bursts under three set-ups, side by side on one server: metrics off and text
-    logs (the baseline), metrics on and text logs, metrics on and JSON logs (what `serve` runs); p50/p99 ratios."""
+def run_overhead(
+    concurrency: int = CONCURRENCY, bursts: int = OVERHEAD_BURSTS, rounds: int = OVERHEAD_ROUNDS, log: Any = None
+) -> dict[str, Any]:
+    """Ack latency of the same spaced bursts under three set-ups on one server, interleaved round by round (the
+    order rotates each round, so drift of a noisy machine is shared): metrics off and text logs (the baseline),
+    metrics on and text logs, metrics on and JSON logs (what `serve` runs); p50/p99 ratios to the baseline. A warm-up
+    burst before the first round is not counted."""
     import logging  # noqa: PLC0415
 
     from bot.logging_setup import Redactor, _TextFormatter, json_formatter  # noqa: PLC0415
@@ -72,34 +77,42 @@ def run_overhead(concurrency: int = CONCURRENCY, bursts: int = OVERHEAD_BURSTS, 
 
     configs = [("metrics off, text logs", False, "text"), ("metrics on, text logs", True, "text")]
     configs.append(("metrics on, JSON logs", True, "json"))
-    figures: dict[str, dict[str, Any]] = {}
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in configs}
     root = logging.getLogger()
     with tempfile.TemporaryDirectory() as tmp, _fake_slack(USERS) as slack_base:
         server = start_server(Path(tmp), f"sqlite:///{tmp}/bench.db", f"{slack_base}/api/", outbox_options={})
         recorders = {name: getattr(server.metrics, name) for name in ("ack", "command", "rollout")}
-        hooks = iter(f"{slack_base}/hooks/{i}" for i in range(len(configs) * concurrency * bursts))
+        hooks = iter(f"{slack_base}/hooks/{i}" for i in range((len(configs) * bursts * rounds + 1) * concurrency))
+        url = f"http://127.0.0.1:{server.port}/slack/events"
+
+        def measure(metrics_on: bool, fmt: str, n_bursts: int) -> list[float]:
+            for name, real in recorders.items():
+                setattr(server.metrics, name, real if metrics_on else (lambda *a, **k: None))
+            handler = logging.FileHandler(Path(tmp) / f"{fmt}.log")
+            handler.setFormatter(json_formatter(Redactor()) if fmt == "json" else _TextFormatter(Redactor()))
+            root.addHandler(handler)
+            try:
+                return _client(
+                    url, SECRET, concurrency, n_bursts, PAUSE_S, [next(hooks) for _ in range(concurrency * n_bursts)]
+                )
+            finally:
+                root.removeHandler(handler)
+                handler.close()
+
         level = root.level
+        root.setLevel(logging.INFO)
         try:
-            for label, metrics_on, fmt in configs:
-                for name, real in recorders.items():
-                    setattr(server.metrics, name, real if metrics_on else (lambda *a, **k: None))
-                handler = logging.FileHandler(Path(tmp) / f"{fmt}.log")
-                handler.setFormatter(json_formatter(Redactor()) if fmt == "json" else _TextFormatter(Redactor()))
-                root.addHandler(handler)
-                root.setLevel(logging.INFO)
-                try:
-                    url = f"http://127.0.0.1:{server.port}/slack/events"
-                    ms = _client(
-                        url, SECRET, concurrency, bursts, PAUSE_S, [next(hooks) for _ in range(concurrency * bursts)]
-                    )
-                finally:
-                    root.removeHandler(handler)
-                    handler.close()
-                figures[label] = _figures(sorted(ms[concurrency:]), concurrency, bursts - 1, label, goal=False)
+            measure(True, "json", 1)  # warm-up
+            for turn in range(rounds):
+                for label, metrics_on, fmt in configs[turn % len(configs) :] + configs[: turn % len(configs)]:
+                    samples[label] += measure(metrics_on, fmt, bursts)
         finally:
             root.setLevel(level)
             server.stop(drain_s=60)
             server.bot.close()
+    figures = {
+        label: _figures(sorted(ms), concurrency, bursts * rounds, label, goal=False) for label, ms in samples.items()
+    }
     base = figures[configs[0][0]]
     rows = []
     for label, fig in figures.items():
@@ -107,7 +120,7 @@ def run_overhead(concurrency: int = CONCURRENCY, bursts: int = OVERHEAD_BURSTS, 
         fig["p99_ratio"] = round(fig["p99_ms"] / base["p99_ms"], 2)
         rows.append(
             f"{label:<24} p50 {fig['p50_ms']:6.1f} ms (x{fig['p50_ratio']:.2f})  p99 {fig['p99_ms']:6.1f} ms"
-            f" (x{fig['p99_ratio']:.2f})"
+            f" (x{fig['p99_ratio']:.2f})  [{rounds} interleaved rounds]"
         )
     if log:
         for row in rows:

@@ -42,6 +42,9 @@ SLACK_METHOD_SCOPES: dict[str, str | None] = {
     "chat.update": "chat:write",
     "chat.postEphemeral": "chat:write",
     "views.open": None,
+    "views.publish": None,  # the Home tab
+    "chat.getPermalink": None,  # the card's link in link-backs and approver DMs
+    "conversations.open": "im:write",  # DMs: approvers (notify_approvers: dm), a requester whose card went nowhere
     "users.info": "users:read",
     "usergroups.list": "usergroups:read",
     "usergroups.users.list": "usergroups:read",
@@ -51,6 +54,7 @@ SLACK_SCOPE_USES = {
     "chat:write": "cards, audit and incident posts",
     "users:read": "users.info (deleted and bot users cannot approve)",
     "usergroups:read": "user-group members in permissions.yaml",
+    "im:write": "DMs to approvers and to requesters whose card could not be posted",
 }
 PUBLIC_POSTING = "chat:write.public"
 
@@ -262,6 +266,8 @@ def _channels(settings: Settings) -> list[tuple[str, str]]:
         ("slack.incident_channel", settings.slack.incident_channel),
     ]
     found += [(f"models.{m.name}.incident_channel", m.incident_channel) for m in settings.models.values()]
+    found.append(("slack.approval_channel", settings.slack.approval_channel))
+    found += [(f"models.{m.name}.approval_channel", m.approval_channel) for m in settings.models.values()]
     return [(setting, channel) for setting, channel in found if channel]
 
 

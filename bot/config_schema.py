@@ -124,7 +124,8 @@ class StrictSection(BaseModel):
 class SlackSection(StrictSection):
     audit_channel: Text | None = Field(None, description="channel id that mirrors every audit row")
     incident_channel: Text | None = Field(None, description="channel id for executed changes and failures")
-    approval_channel: Text | None = Field(None, description="channel id for approval cards (not used yet)")
+    approval_channel: Text | None = Field(None, description="channel id for approval cards (default for every model)")
+    notify_approvers: Literal["dm", "none"] | None = Field(None, description="dm: DM each approver a link to the card")
 
 
 class TlsSection(StrictSection):
@@ -151,9 +152,10 @@ class ServingSection(StrictSection):
 
 
 class SmokeTestSection(StrictSection):
-    request: Text = Field(description="golden PredictRequest (JSON), relative to this file")
-    expect: Text = Field(description="expected outputs (JSON), relative to this file")
+    request: Text = Field(description="golden PredictRequest inputs (REST JSON), relative to this file")
+    expect: Text | None = Field(None, description="expected outputs (REST JSON); without it: keys, dtypes, shapes")
     tolerance: Annotated[float, BeforeValidator(_yaml_float), Field(ge=0)] = 1e-4
+    timeout_s: Seconds = Field(2.0, description="deadline of each replica's Predict call")
 
 
 class AutoRollbackSection(StrictSection):
@@ -162,6 +164,24 @@ class AutoRollbackSection(StrictSection):
     min_firing: Duration = Field(timedelta(0), json_schema_extra={"default": "0s"})
     cooldown: Duration = Field(timedelta(minutes=15), json_schema_extra={"default": "15m"})
     max_per_hour: int = Field(1, ge=0)
+    min_stable: Duration = Field(
+        timedelta(minutes=30),
+        json_schema_extra={"default": "30m"},
+        description="last_known_good: the newest other version that was stable at least this long",
+    )
+
+
+class PagerDutySection(StrictSection):
+    model_field: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")] = Field(
+        "service.summary", description="dotted path in the webhook's event.data naming the model"
+    )
+    models: dict[Text, Text] = Field(
+        default_factory=dict, description="value of model_field -> model name, when the two differ"
+    )
+
+
+class AlertsSection(StrictSection):
+    pagerduty: PagerDutySection | None = None
 
 
 class ModelSection(StrictSection):
@@ -171,6 +191,7 @@ class ModelSection(StrictSection):
     label: Text = Field("stable", description="the version label a rollback moves (routing: labels)")
     incident_channel: Text | None = None
     approval_channel: Text | None = None
+    notify_approvers: Literal["dm", "none"] | None = None
     smoke_test: SmokeTestSection | None = None
     auto_rollback: AutoRollbackSection | None = None
 
@@ -183,6 +204,7 @@ class ModelbotFile(StrictSection):
     slack: SlackSection | None = None
     serving: ServingSection
     models: dict[Text, ModelSection] = Field(min_length=1)
+    alerts: AlertsSection | None = None
 
 
 def modelbot_json_schema() -> dict[str, Any]:

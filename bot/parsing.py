@@ -89,6 +89,8 @@ def format_command(command: c.Command) -> str:
         words.append(command.verb)
     elif isinstance(command, c.Versions | c.Status | c.Resync):
         words.append(quote_word(command.model_name))
+    elif isinstance(command, c.Smoke):
+        words += [quote_word(command.model_name), str(command.version)]
     elif isinstance(command, c.Promote | c.Rollback):
         words += [quote_word(command.model_name), str(command.version)]
         if isinstance(command, c.Promote) and command.label != "stable":
@@ -337,6 +339,11 @@ def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collec
     )
 
 
+def _smoke(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+    model, version = _expect(spec, args, flags, "MODEL", "VERSION")
+    return c.Smoke(model_name=_model(model, known, spec), version=_version(version, spec))
+
+
 def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
     (request,) = _expect(spec, args, flags, "REQUEST_ID")
     return c.Approve(request_id=_request_id(request, spec))
@@ -412,4 +419,5 @@ _BUILDERS: Mapping[str, _Builder] = {
     "cancel": _request_only(c.Cancel),
     "review": _request_only(c.Review),
     "explain": _request_only(c.Explain),
+    "smoke": _smoke,
 }

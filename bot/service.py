@@ -12,14 +12,20 @@ from collections.abc import Callable
 
 from bot import parsing
 from bot.core import commands as c
+from bot.core.alerts import StoredAlert
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
-from bot.core.policy import Decision
+from bot.core.policy import Decision, Identity
+from bot.texts import alerts as alert_texts
 from bot.texts import replies as texts
-from bot.usecases import alerts, changes, decisions, drift, freezes, postmortem, queries
-from bot.usecases.alerts import AlertsOutcome
+from bot.usecases import alerts, changes, decisions, drift, freezes, postmortem, queries, smoke
+from bot.usecases.alerts import AlertsOutcome, AlertView
 from bot.usecases.audit_trail import record_alone
+from bot.usecases.auto_rollback import SYSTEM_ACTOR
+from bot.usecases.auto_rollback import sweep as auto_rollback_sweep
 from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.home import HomeView, home_view
+from bot.usecases.pagerduty import receive as pagerduty_receive
 from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import bootstrap
 
@@ -44,6 +50,7 @@ HANDLERS: dict[type[c.Command], Handler] = {
     c.Freeze: freezes.freeze,  # type: ignore[dict-item]
     c.Unfreeze: freezes.unfreeze,  # type: ignore[dict-item]
     c.Explain: postmortem.explain,  # type: ignore[dict-item]
+    c.Smoke: smoke.smoke,  # type: ignore[dict-item]
 }
 
 
@@ -81,7 +88,21 @@ class Service:
             log.exception("unexpected error handling %s [ref %s]", type(command).__name__, ref)
             return Reply(texts.internal_error(ref), ok=False)
 
+    def permitted(self, ctx: Context, command: c.Command) -> Reply | None:
+        """The policy check alone (for a button that opens a form first): None when allowed, else the refusal,
+        audited exactly as `handle` audits it."""
+        try:
+            decision = self._decide(ctx, command)
+            if decision.allowed:
+                return None
+            record_alone(self.deps, ctx, command.ACTION, "denied", model=command.model, rule=decision.rule)
+            raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
+        except ModelbotError as exc:
+            return Reply(texts.error(exc), ok=False)
+
     def _decide(self, ctx: Context, command: c.Command) -> Decision:
+        if ctx.actor.user_id == SYSTEM_ACTOR:  # the bot itself acts only through its own sweep
+            return Decision(False, "system-actor", alert_texts.SYSTEM_ACTOR_REFUSED, ())
         try:
             if isinstance(command, c.Cancel):  # whoever may make the change may withdraw it (if they asked for it)
                 return self.deps.policy.decide(ctx.actor, self._action_of_request(command.request_id), command.model)
@@ -109,8 +130,25 @@ class Service:
         return len(drift.check_drift(self.deps))
 
     def alert(self, body: bytes) -> AlertsOutcome:
-        """An Alertmanager webhook body: incident posts suggesting the rollback command (raises BadAlert)."""
+        """An Alertmanager webhook body: each new firing recorded and posted with its rollback button, each
+        resolution updating that post (raises BadAlert)."""
         return alerts.receive(self.deps, body)
+
+    def pagerduty(self, body: bytes) -> AlertsOutcome:
+        """A PagerDuty V3 webhook body whose signature was verified (raises BadAlert)."""
+        return pagerduty_receive(self.deps, body)
+
+    def alert_view(self, alert_id: int) -> AlertView:
+        """An alert's incident post content (for front ends that render one)."""
+        return alerts.alert_view(self.deps, alert_id)
+
+    def alert_by_id(self, alert_id: int) -> StoredAlert | None:
+        return alerts.get(self.deps, alert_id)
+
+    def auto_rollback(self) -> int:
+        """Periodic: decide the opted-in alerts that fired for min_firing (act, or hold with the reason posted);
+        returns how many automatic rollbacks ran."""
+        return auto_rollback_sweep(self.deps)
 
     def _model_of_request(self, command: c.Command) -> str | None:
         """Denied approvals are filed under the request's model, so `/model history MODEL` shows them."""
@@ -129,6 +167,10 @@ class Service:
     def card(self, request_id: int) -> CardView:
         """The approval card's view model, for front ends that render one (Slack)."""
         return card_view(self.deps, request_id)
+
+    def home(self, viewer: Identity) -> HomeView:
+        """The Home tab's view model (read-only; shown to whoever the policy lets see `/model requests`)."""
+        return home_view(self.deps, viewer)
 
 
 def _is_database_error(exc: Exception) -> bool:

@@ -41,22 +41,24 @@ class ServingSettings:
 
 @dataclass(frozen=True)
 class SmokeTest:
-    """A model's golden request (DESIGN §4); accepted and validated, not used yet."""
+    """A model's golden request (DESIGN §4), sent to the target before any label moves (bot/core/smoke.py)."""
 
     request: Path
-    expect: Path
+    expect: Path | None = None  # None: check only the signature's output keys, dtypes and shapes
     tolerance: float = 1e-4
+    timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)
 class AutoRollback:
-    """Roll back on these alerts without a human (DESIGN §2); accepted and validated, not used yet."""
+    """Roll back on these alerts without a human (DESIGN §2; bot/usecases/auto_rollback.py)."""
 
     on_alerts: tuple[str, ...]
     to: str = "last_known_good"
     min_firing: timedelta = timedelta(0)
     cooldown: timedelta = timedelta(minutes=15)
     max_per_hour: int = 1
+    min_stable: timedelta = timedelta(minutes=30)  # last_known_good: stable at least this long (bot's records)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class ModelSettings:
     keep_warm: int = 1
     incident_channel: str | None = None
     label: str = "stable"  # the label a rollback moves (routing: labels)
-    approval_channel: str | None = None  # DESIGN §2; not used yet
+    approval_channel: str | None = None  # where its approval cards go (bot/usecases/approval_routing.py)
+    notify_approvers: str | None = None  # "dm": each approver gets a DM with the card; "none"; None: the default
     smoke_test: SmokeTest | None = None
     auto_rollback: AutoRollback | None = None
 
@@ -76,7 +79,21 @@ class ModelSettings:
 class SlackChannels:
     audit_channel: str | None = None
     incident_channel: str | None = None
-    approval_channel: str | None = None  # DESIGN §2; not used yet
+    approval_channel: str | None = None  # the default for models without their own
+    notify_approvers: str | None = None  # the default for models without their own ("dm" or "none")
+
+
+@dataclass(frozen=True)
+class PagerDutySettings:
+    """PagerDuty V3 webhooks (POST /pagerduty): which field of the incident names the model."""
+
+    model_field: str = "service.summary"  # dotted path in event.data
+    models: Mapping[str, str] = field(default_factory=dict)  # that field's value -> model, when they differ
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    pagerduty: PagerDutySettings = field(default_factory=PagerDutySettings)
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class Settings:
     serving: ServingSettings
     models: Mapping[str, ModelSettings]
     slack: SlackChannels = field(default_factory=SlackChannels)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     source: Path = Path(DEFAULT_CONFIG)
 
 
@@ -123,8 +141,23 @@ def parse_settings(raw: Any, source: Path, duplicates: Sequence[str] = ()) -> Se
         ),
         models={name: _model(name, spec, base_dir) for name, spec in checked.models.items()},
         slack=SlackChannels(**checked.slack.model_dump()) if checked.slack else SlackChannels(),
+        alerts=_alerts(checked, source),
         source=source,
     )
+
+
+def _alerts(checked: ModelbotFile, source: Path) -> AlertSettings:
+    pagerduty = checked.alerts.pagerduty if checked.alerts else None
+    if pagerduty is None:
+        return AlertSettings()
+    unknown = [
+        f"alerts.pagerduty.models.{key}: {model!r} is not a model in models:"
+        for key, model in pagerduty.models.items()
+        if model not in checked.models
+    ]
+    if unknown:
+        raise ConfigError(str(source), unknown)
+    return AlertSettings(PagerDutySettings(pagerduty.model_field, dict(pagerduty.models)))
 
 
 def _path(base_dir: Path, value: str) -> Path:
@@ -146,10 +179,18 @@ def _model(name: str, spec: ModelSection, base_dir: Path) -> ModelSettings:
         incident_channel=spec.incident_channel,
         label=spec.label,
         approval_channel=spec.approval_channel,
-        smoke_test=SmokeTest(_path(base_dir, smoke.request), _path(base_dir, smoke.expect), smoke.tolerance)
+        notify_approvers=spec.notify_approvers,
+        smoke_test=SmokeTest(
+            _path(base_dir, smoke.request),
+            _path(base_dir, smoke.expect) if smoke.expect else None,
+            smoke.tolerance,
+            float(smoke.timeout_s),
+        )
         if smoke
         else None,
-        auto_rollback=AutoRollback(tuple(auto.on_alerts), auto.to, auto.min_firing, auto.cooldown, auto.max_per_hour)
+        auto_rollback=AutoRollback(
+            tuple(auto.on_alerts), auto.to, auto.min_firing, auto.cooldown, auto.max_per_hour, auto.min_stable
+        )
         if auto
         else None,
     )

@@ -21,6 +21,7 @@ from bot.core.fleet import (
 )
 from bot.core.rollout import RolloutPlan, Routing
 from bot.core.signatures import Signature, TensorSpec
+from bot.core.smoke import GoldenRequest, SmokeVerdict
 
 DEMO_SIGNATURE = Signature(
     "tensorflow/serving/predict",
@@ -143,6 +144,18 @@ class FakeFleet:
         if self.after_rollout:
             self.after_rollout()
         return RolloutResult(outcome, results, "", tuple(phases), time.monotonic() - started)
+
+    def smoke_test(
+        self, model: str, version: int, golden: GoldenRequest, signature: Signature | None = None
+    ) -> tuple[SmokeVerdict, ...]:
+        state = self.current.model(model)
+        loaded = state is not None and version in state.policy.versions
+        return tuple(
+            SmokeVerdict(r, True, "answered as expected (fake)")
+            if loaded and r not in self.down
+            else SmokeVerdict(r, False, f"v{version} is not loaded here", loaded=False)
+            for r in self.names
+        )
 
     def ping(self) -> None:
         return None

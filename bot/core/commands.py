@@ -138,6 +138,15 @@ class Explain(Command):
 
 
 @dataclass(frozen=True)
+class Smoke(Command):
+    """Send the model's golden request to one version on every replica (read-only: the `versions` permission)."""
+
+    ACTION: ClassVar[str] = "versions"
+    model_name: str
+    version: int
+
+
+@dataclass(frozen=True)
 class Whoami(Command):
     ACTION: ClassVar[str] = "whoami"
 
@@ -160,6 +169,7 @@ VERBS: dict[str, type[Command]] = {
     "cancel": Cancel,
     "review": Review,
     "explain": Explain,
+    "smoke": Smoke,
 }
 
 # Emergency rollbacks skip the second person; they need this extra permission (incident commanders).

@@ -9,6 +9,7 @@ from bot.core.desired import FleetConfig
 from bot.core.fleet import ModelReading, ProgressEvent, ReplicaStatus, RolloutResult
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
+from bot.core.smoke import GoldenRequest, SmokeVerdict
 
 ProgressSink = Callable[[ProgressEvent], None]
 
@@ -53,6 +54,13 @@ class Fleet(Protocol):
     ) -> RolloutResult:
         """Run DESIGN.md §4: pre-flight, load, switch, verify, trim. `persist` is called with each whole
         config *before* it is sent, so the database always holds the newest config the fleet may have."""
+        ...
+
+    def smoke_test(
+        self, model: str, version: int, golden: GoldenRequest, signature: Signature | None = None
+    ) -> tuple[SmokeVerdict, ...]:
+        """Send the golden request to `version` (by number) on every replica in parallel and judge each answer;
+        read-only (`/model smoke`). `signature` (e.g. from disk) encodes the inputs, else GetModelMetadata does."""
         ...
 
     def ping(self) -> None:

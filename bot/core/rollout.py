@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from bot.core.desired import ModelState
+from bot.core.smoke import GoldenRequest
 
 HISTORY_LIMIT = 10
 
@@ -35,6 +36,7 @@ class ChangeSpec:
     label: str = "stable"
     routing: Routing = Routing.LABELS
     keep_warm: int = 1
+    smoke: GoldenRequest | None = None  # the model's golden request: sent to the loaded target before the switch
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from bot.core.desired import FleetConfig, ModelState, VersionPolicy
 from bot.devstack.certs import make_certs
 from bot.devstack.fleet import DevFleet
 from bot.devstack.savedmodels import ensure_demo_models
+from bot.devstack.smoke_files import write_golden_files
 from bot.frontends.console import Console, interactive_lines
 from bot.serving.config_proto import to_text, write_model_config_file
-from bot.settings import Settings, load_settings
+from bot.settings import ModelSettings, Settings, SmokeTest, load_settings
 from bot.store import audit_export
 from bot.wiring import build_bot
 
@@ -28,6 +29,7 @@ def run_demo(script: Path | None = None, replicas: int = 3, story: bool = True) 
     make_certs(settings.serving.tls.ca_cert.parent)
     model = settings.models["fraud_detector"]
     ensure_demo_models(Path(model.base_path).parent)
+    settings, model = _with_smoke_test(settings, devstack)
     initial = FleetConfig(
         (
             ModelState(
@@ -72,6 +74,19 @@ def run_demo(script: Path | None = None, replicas: int = 3, story: bool = True) 
             return 0
         finally:
             bot.close()
+
+
+def _with_smoke_test(settings: Settings, devstack: Path) -> tuple[Settings, ModelSettings]:
+    """Golden files for the demo model (expected scores from the emulator's formula); used as its smoke_test
+    unless modelbot.yaml configures one."""
+    request, expect = write_golden_files(devstack / "smoke")
+    model = settings.models["fraud_detector"]
+    smoke = model.smoke_test or SmokeTest(request, expect)
+    if model.smoke_test is None:
+        model = replace(model, smoke_test=smoke)
+        settings = replace(settings, models={**settings.models, model.name: model})
+    say(f"smoke test: every rollout sends {smoke.request.name} to the target and expects {smoke.expect}")
+    return settings, model
 
 
 def _fleet_dir(settings: Settings) -> Path:

@@ -1,4 +1,4 @@
-"""`modelbot serve`: the Slack app behind waitress, with /alerts, /healthz, /readyz and /metrics.
+"""`modelbot serve`: the Slack app behind cheroot (http/wsgi_server.py), with /alerts, /healthz, /readyz, /metrics.
 
 HTTP mode serves `POST /slack/events` (signed slash commands and interactivity); with SLACK_APP_TOKEN
 set the Slack traffic comes over Socket Mode instead and HTTP keeps only the operational routes. The
@@ -20,21 +20,21 @@ from typing import Any
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
-from waitress.server import create_server
 
 from bot.core.approvals import RequestState
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.frontends.http import alerts
 from bot.frontends.http.health import FleetHealth, not_ready
 from bot.frontends.http.metrics import Metrics, ScrapeReads
-from bot.frontends.http.router import MAX_BODY_BYTES, Environ, Response, Router, read_body
+from bot.frontends.http.router import Environ, Response, Router
+from bot.frontends.http.wsgi_server import HttpServer
 from bot.frontends.slack.app import SlackEnv, SlackFrontend, build_app, slack_env, web_client
 from bot.frontends.slack.guard import Dispatch, SlackGuard
+from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.ratelimit import RateGate
 from bot.frontends.slack.workers import Workers
-from bot.logging_setup import bound_context, new_correlation_id, slack_trigger
-from bot.texts.slack import SLACK_UNAUTHORIZED
+from bot.logging_setup import bound_context, slack_trigger
 from bot.wiring import Bot
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ THREADS = 48  # idle threads are cheap; 50 simultaneous commands should not queu
 QUIET_S = 0.01
 DRAIN_S = 60.0
 EXPIRY_EVERY_S = 15.0  # how often requests past their TTL are expired (and their cards updated)
-LOOP_TIMEOUT_S = 0.2
-IN_FLIGHT_GRACE_S = 5.0
+ALERT_SWEEP_S = 5.0  # how often opted-in alerts are judged for auto_rollback (min_firing's resolution)
+IN_FLIGHT_GRACE_S = 5
 
 
 def serve(bot: Bot, host: str, port: int) -> int:
@@ -53,7 +53,12 @@ def serve(bot: Bot, host: str, port: int) -> int:
         logging.getLogger(name).setLevel(max(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
     try:
         server = Server(
-            bot, slack_env(os.environ), host=host, port=port, alert_token=os.environ.get(ALERT_TOKEN_ENV, "")
+            bot,
+            slack_env(os.environ),
+            host=host,
+            port=port,
+            alert_token=os.environ.get(ALERT_TOKEN_ENV, ""),
+            pagerduty_secret=os.environ.get(alerts.PAGERDUTY_SECRET_ENV, ""),
         )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
@@ -87,11 +92,15 @@ class Server:
         outbox_options: dict[str, Any] | None = None,
         threads: int = THREADS,
         expiry_every_s: float = EXPIRY_EVERY_S,
+        pagerduty_secret: str = "",
+        alert_sweep_s: float = ALERT_SWEEP_S,
     ) -> None:
         self.bot, self.env = bot, env
         self._host, self._port, self._threads = host, port, threads
         self._expiry_every_s = expiry_every_s
+        self._alert_sweep_s = alert_sweep_s
         self._alert_token = alert_token
+        self._pagerduty_secret = pagerduty_secret
         if not alert_token:
             log.warning("%s is not set: POST /alerts refuses every call", ALERT_TOKEN_ENV)
         self.health = FleetHealth(bot.fleet)  # /healthz probes the fleet; /metrics exports its newest findings
@@ -109,10 +118,12 @@ class Server:
         self._quiet_from = 0.0  # ...and to a burst still arriving (monotonic time the last answer + QUIET_S)
         self._acking_lock = threading.Lock()
         self.rate_gate = RateGate()  # one per process: a 429 met by the outbox or live progress holds both
+        self.notices = Notices()  # commands' response_urls, for what the outbox must tell a requester privately
         self.outbox = OutboxWorker(
             bot.service,
             outbox_client or web_client(env, retries=False, timeout=10),
             gate=self.rate_gate,
+            notices=self.notices,
             **(outbox_options or {}),
         )
         self.slack: SlackFrontend = build_app(
@@ -124,11 +135,12 @@ class Server:
             token_verification_enabled=token_verification_enabled,
             workers=Workers(defer_while=self._answering),
             rate_gate=self.rate_gate,
+            notices=self.notices,
         )
         self._stopping = threading.Event()
         self._threads_started: list[threading.Thread] = []
         self._socket_mode: SocketModeHandler | None = None
-        self._http: Any = None
+        self._http: HttpServer | None = None
         self.port = 0
 
     @property
@@ -137,23 +149,22 @@ class Server:
 
     def start(self) -> None:
         try:
-            self._http = create_server(
+            self._http = HttpServer(
                 self.router(),
                 host=self._host,
                 port=self._port,
                 threads=self._threads,
-                ident="modelbot",
-                clear_untrusted_proxy_headers=True,
-                max_request_body_size=MAX_BODY_BYTES + 1,  # waitress refuses at >=; never buffers a larger body
+                grace_s=IN_FLIGHT_GRACE_S,
             )
         except OSError as exc:
             raise ModelbotError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from None
-        self.port = int(self._http.effective_port)
+        self.port = self._http.port
         self.outbox.start()
         self._spawn("http", self._run_http)
         self._spawn("expiry", self._sweep_expired)
         self._spawn("recovery", self._sweep_dead_rollouts)
         self._spawn("drift", self._check_drift)
+        self._spawn("auto-rollback", self._sweep_alerts)
         if self.env.socket_mode:
             self._socket_mode = SocketModeHandler(
                 self.slack.app, app_token=self.env.app_token, web_client=WebClient(base_url=self.env.api_url)
@@ -169,6 +180,8 @@ class Server:
         if self._socket_mode is not None:
             self._socket_mode.close()  # type: ignore[no-untyped-call]
         self._stopping.set()
+        if self._http is not None:
+            self._http.stop()  # stop accepting; requests in flight get IN_FLIGHT_GRACE_S to finish
         for thread in self._threads_started:
             thread.join(IN_FLIGHT_GRACE_S + 2)
         if not self.slack.drain(drain_s):
@@ -183,7 +196,15 @@ class Server:
         router.add("GET", "/healthz", self.health.healthz)  # 200 + per-replica reachability
         router.add("GET", "/readyz", self._readyz)
         router.add("GET", "/metrics", self._metrics)
-        router.add("POST", "/alerts", self._alerts)
+        endpoints = alerts.AlertEndpoints(
+            self.bot.service,
+            self.metrics,
+            self.outbox.wake,
+            token=self._alert_token,
+            pagerduty_secret=self._pagerduty_secret,
+        )
+        router.add("POST", "/alerts", endpoints.alertmanager)
+        router.add("POST", "/pagerduty", endpoints.pagerduty)
         return router
 
     def _timed(self, dispatch: Dispatch) -> Dispatch:
@@ -219,27 +240,6 @@ class Server:
         body, content_type = self.metrics.exposition(str(environ.get("HTTP_ACCEPT", "")))
         return Response(200, body, content_type)
 
-    def _alerts(self, environ: Environ) -> Response:
-        if not alerts.authorized(str(environ.get("HTTP_AUTHORIZATION", "")), self._alert_token):
-            self.metrics.alert("unauthorized")
-            return Response.text(401, SLACK_UNAUTHORIZED)
-        body = read_body(environ)
-        if body is None:
-            self.metrics.alert("too_large")
-            return Response.text(413, "body too large")
-        try:
-            with bound_context(correlation_id=new_correlation_id(), trigger="alert"):
-                outcome = self.bot.service.alert(body)
-        except alerts.BadAlert as exc:
-            self.metrics.alert("malformed")
-            return Response.text(400, str(exc))
-        except Exception:
-            self.metrics.alert("error")
-            raise
-        self.metrics.alert("accepted", queued=outcome.queued, ignored=outcome.ignored)
-        self.outbox.wake()
-        return Response.json(200, {"queued": outcome.queued, "ignored": outcome.ignored})
-
     def _outbox_pending(self) -> int:
         with self.bot.db.uow(readonly=True) as uow:
             return uow.outbox.pending_count()
@@ -266,19 +266,8 @@ class Server:
         self._threads_started.append(thread)
 
     def _run_http(self) -> None:
-        """waitress's loop, one poll at a time so stop() is noticed; then finish in-flight requests and close."""
-        server = self._http
-        socket_map = server._map
-        while not self._stopping.is_set():
-            server.asyncore.loop(timeout=LOOP_TIMEOUT_S, map=socket_map, count=1)
-        server.asyncore.dispatcher.close(server)  # stop accepting; open connections keep being served
-        deadline = time.monotonic() + IN_FLIGHT_GRACE_S
-        while time.monotonic() < deadline and any(getattr(ch, "requests", None) for ch in list(socket_map.values())):
-            server.asyncore.loop(timeout=0.05, map=socket_map, count=1)
-        server.task_dispatcher.shutdown(timeout=IN_FLIGHT_GRACE_S)
-        server.trigger.close()
-        for channel in list(socket_map.values()):
-            channel.close()
+        assert self._http is not None
+        self._http.run()
 
     def _check_drift(self) -> None:
         """Every `serving.drift_check_interval_s`, compare every replica with the desired state; a drifted model
@@ -305,6 +294,16 @@ class Server:
                     self.outbox.wake()
             except Exception:  # the database or the fleet may be away for a moment; the next sweep tries again
                 _log_failure("recovery sweep failed")
+
+    def _sweep_alerts(self) -> None:
+        """Opted-in alerts that fired for `min_firing` are judged (rolled back, or held with the reason posted)
+        without waiting for Alertmanager to repeat itself."""
+        while not self._stopping.wait(self._alert_sweep_s):
+            try:
+                self.bot.service.auto_rollback()
+                self.outbox.wake()
+            except Exception:  # the database or the fleet may be away for a moment; the next sweep tries again
+                _log_failure("auto-rollback sweep failed")
 
     def _sweep_expired(self) -> None:
         """Requests past their TTL become EXPIRED (and their cards say so) even when nobody types anything."""

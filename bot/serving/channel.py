@@ -75,6 +75,18 @@ class ReplicaClient:
 
         return result
 
+    def predict_later(self, request: apis.PredictRequest, timeout_s: float) -> Callable[[], apis.PredictResponse]:
+        """Start Predict now (the smoke test's golden request); call the result for the response or ServingError."""
+        future = self._predictions.Predict.future(request, timeout=timeout_s)
+
+        def result() -> apis.PredictResponse:
+            try:
+                return cast(apis.PredictResponse, future.result())
+            except grpc.RpcError as exc:
+                raise self._error(exc) from None
+
+        return result
+
     def reload(self, config: apis.ModelServerConfig, timeout_s: float | None = None) -> None:
         """HandleReloadConfigRequest with the whole config; a DEADLINE_EXCEEDED does not mean it failed."""
         request = apis.ReloadConfigRequest(config=config)

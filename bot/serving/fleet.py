@@ -13,6 +13,7 @@ from bot.core.fleet import ModelReading, ReplicaStatus, RolloutResult
 from bot.core.ports import ProgressSink, VersionCatalog
 from bot.core.rollout import RolloutPlan
 from bot.core.signatures import Signature
+from bot.core.smoke import GoldenRequest, SmokeVerdict
 from bot.serving.channel import ChannelPool, ReplicaClient
 from bot.serving.config_proto import to_proto, write_model_config_file
 from bot.serving.convert import replica_status, resolved_version, served_signature
@@ -22,6 +23,7 @@ from bot.serving.fanout import FanOut
 from bot.serving.observed import Observed
 from bot.serving.preflight import unservable_models
 from bot.serving.rollout import Persist, RolloutExecutor
+from bot.serving.smoke import run_smoke
 from bot.serving.targets import Resolver, Targets
 from bot.settings import ServingSettings
 
@@ -135,6 +137,13 @@ class GrpcFleet:
     def rollout(self, plan: RolloutPlan, base: FleetConfig, persist: Persist, progress: ProgressSink) -> RolloutResult:
         clients = {r: self._client(r) for r in self.replicas()}
         return self._executor.run(clients, plan, base, persist, progress)
+
+    def smoke_test(
+        self, model: str, version: int, golden: GoldenRequest, signature: Signature | None = None
+    ) -> tuple[SmokeVerdict, ...]:
+        clients = {r: self._client(r) for r in self.replicas()}
+        signatures = {r: self._observed.get(r, model, version) or signature for r in clients}
+        return tuple(run_smoke(clients, model, version, golden, signatures=signatures, fanout=self._fanout).values())
 
     def ping(self) -> None:
         """Any answer proves the replica is up and accepted our certificate; NOT_FOUND is an answer."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult
 from bot.core.rollout import RolloutPlan, Routing
+from bot.core.smoke import SmokeVerdict
 from bot.serving.steps import Progress, ReplicaFailed
 
 
@@ -18,6 +19,7 @@ class Report:
         self.failed: dict[str, ReplicaFailed] = {}
         self.notes: list[str] = []
         self.phases: list[str] = []
+        self.smoke: dict[str, str] = {}  # replica -> what it answered the golden request (kept in its record)
         self._started = time.monotonic()
 
     def fail(self, replica: str, failure: ReplicaFailed) -> None:
@@ -39,6 +41,19 @@ class Report:
         if not ready:
             return f"no replica loaded version {target}"
         return None
+
+    def smoke_verdicts(self, verdicts: Mapping[str, SmokeVerdict]) -> str | None:
+        """Record each replica's answer to the golden request; why the rollout must abort, or None."""
+        for replica, verdict in verdicts.items():
+            self.smoke[replica] = verdict.detail
+            if verdict.ok:
+                self.progress.state("smoke", replica, "passed", f"— {verdict.detail}", finished=True)
+            else:
+                self.fail(replica, ReplicaFailed("smoke", f"smoke test: {verdict.detail}"))
+        failed = [r for r, v in verdicts.items() if not v.ok]
+        if not failed:
+            return None
+        return f"the smoke test failed on {len(failed)} of {len(verdicts)} replicas ({', '.join(failed)})"
 
     def refused(self, reason: str) -> RolloutResult:
         results = tuple(ReplicaResult(r, False, "preflight", reason) for r in self.replicas or ("",))
@@ -75,10 +90,11 @@ class Report:
         failure = self.failed.get(replica)
         if failure is not None:
             return ReplicaResult(replica, False, failure.phase, str(failure))
+        smoke = f"; smoke test: {self.smoke[replica]}" if replica in self.smoke else ""
         if ok_detail != "serves the target":
-            return ReplicaResult(replica, False, "load", ok_detail, self.plan.from_version)
+            return ReplicaResult(replica, False, "load", ok_detail + smoke, self.plan.from_version)
         phase = "trim" if "trim" in self.phases else "verify"
-        return ReplicaResult(replica, True, phase, ok_detail, self.plan.spec.to_version)
+        return ReplicaResult(replica, True, phase, ok_detail + smoke, self.plan.spec.to_version)
 
     def _result(self, outcome: Outcome, results: tuple[ReplicaResult, ...], message: str) -> RolloutResult:
         failed = [f"{r} ({f.phase}: {f})" for r, f in self.failed.items()]

@@ -3,6 +3,8 @@
   pre-flight  target on disk, serving_default compatible (disk), every sent config servable;
   load        target added to `specific`, reload all replicas, poll GetModelStatus until AVAILABLE everywhere;
               the loaded target's served signature checked (GetModelMetadata); skipped when already loaded;
+  smoke       the model's golden request (ChangeSpec.smoke) sent to the target *by version* on every loaded
+              replica (bot/serving/smoke.py); one wrong or failed answer aborts: FAILED, no label moved;
   switch      label moved (or higher versions dropped), reload the replicas that loaded the target, then
               verify each resolves the label (or unversioned requests) to the target;
   trim        versions beyond keep_warm dropped.
@@ -28,6 +30,7 @@ from bot.serving.observed import Observed
 from bot.serving.outcome import Report
 from bot.serving.preflight import Checked, check_rollout
 from bot.serving.protos import tfs_apis_pb2 as apis
+from bot.serving.smoke import run_smoke
 from bot.serving.steps import Deadline, Progress, ReplicaFailed, Steps
 from bot.settings import ServingSettings
 
@@ -107,7 +110,7 @@ class _Run:
 
     def _phases(self) -> RolloutResult:
         ready = self._load()
-        aborted = self.report.load_verdict(ready)
+        aborted = self.report.load_verdict(ready) or self._smoke(ready)
         if aborted:
             return self._abort(aborted, sent="load" in self.report.phases)
         verified = self._switch(ready)
@@ -141,6 +144,18 @@ class _Run:
         if self.ex._observed.get(client.replica, self.steps.model, self.steps.target) is None:
             self.steps.await_available(client, None, deadline)
         return self.steps.check_served(client)
+
+    def _smoke(self, ready: Sequence[str]) -> str | None:
+        """The golden request to the loaded target on every ready replica, all at once; why to abort, or None."""
+        golden = self.plan.spec.smoke
+        if golden is None or not ready:
+            return None
+        model, target = self.steps.model, self.steps.target
+        # The signature check of the load phase has just recorded what each replica serves: no extra call.
+        signatures = {r: self.ex._observed.get(r, model, target) or self.checked.target_signature for r in ready}
+        clients = {r: self.clients[r] for r in ready}
+        verdicts = run_smoke(clients, model, target, golden, signatures=signatures, fanout=self.ex._fanout)
+        return self.report.smoke_verdicts(verdicts)
 
     def _switch(self, ready: Sequence[str]) -> list[str]:
         plan, steps = self.plan, self.steps

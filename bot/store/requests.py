@@ -19,6 +19,7 @@ from bot.store.unit_of_work import Tx
 
 # States in which a request may still time out (EXECUTING never does: the rollout owns it).
 EXPIRABLE_STATES = (RequestState.PENDING.value, RequestState.APPROVED.value)
+EXECUTED_STATES = (RequestState.SUCCEEDED.value, RequestState.PARTIAL.value, RequestState.FAILED.value)
 
 
 class RequestRepository:
@@ -90,6 +91,11 @@ class RequestRepository:
     def list_open(self) -> list[ChangeRequest]:
         """Every open request, oldest first."""
         return self._many(select(requests).where(requests.c.open_model.is_not(None)).order_by(requests.c.id))
+
+    def recent_executed(self, limit: int = 10) -> list[ChangeRequest]:
+        """The last `limit` requests that ran on the fleet (SUCCEEDED, PARTIAL or FAILED), newest first."""
+        executed = requests.c.state.in_(EXECUTED_STATES)
+        return self._many(select(requests).where(executed).order_by(requests.c.id.desc()).limit(limit))
 
     def list_due_for_expiry(self, now: datetime) -> list[ChangeRequest]:
         """PENDING or APPROVED requests whose expires_at is at or before `now`, oldest first (the

@@ -230,6 +230,36 @@ freezes = Table(
     sqlite_autoincrement=True,
 )
 
+# One row per alert firing (source, fingerprint, start): repeated notifications only count on it; it holds the
+# incident post's location (updated in place when the alert resolves) and the auto-rollback decision, whose
+# compare-and-set on auto_state makes one bot replica act.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Int64, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("starts_key", String(64), nullable=False),
+    Column("model", String(200), nullable=False, index=True),
+    Column("alertname", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("link", Text, nullable=False),
+    Column("firing_since", UtcDateTime, nullable=False),
+    Column("first_seen", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("notifications", Integer, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("post_channel", String(100), nullable=True),
+    Column("post_ts", String(64), nullable=True),
+    Column("auto_state", String(16), nullable=True, index=True),
+    Column("auto_reason", Text, nullable=False),
+    Column("auto_request_id", Int64, nullable=True),
+    Column("auto_at", UtcDateTime, nullable=True),
+    UniqueConstraint("source", "fingerprint", "starts_key", name="uq_alerts_firing"),
+    sqlite_autoincrement=True,
+)
+
 fleet_lock = Table(
     "fleet_lock",
     metadata,

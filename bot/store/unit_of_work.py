@@ -11,6 +11,7 @@ from sqlalchemy import Connection, CursorResult, Executable
 from sqlalchemy import exc as sa_exc
 
 if TYPE_CHECKING:
+    from bot.store.alerts import AlertRepository
     from bot.store.audit import AuditRepository
     from bot.store.database import Database
     from bot.store.desired import DesiredRepository
@@ -74,7 +75,8 @@ class UnitOfWork:
     commit() rolls everything back. Using the repositories again after commit() starts a new
     transaction, which is likewise rolled back on exit unless committed.
 
-    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`, `drift`, `freezes`.
+    Repositories: `requests`, `desired`, `registry`, `operations`, `audit`, `outbox`, `fleet_lock`, `drift`, `freezes`,
+    `alerts`.
     """
 
     requests: RequestRepository
@@ -86,6 +88,7 @@ class UnitOfWork:
     fleet_lock: FleetLockRepository
     drift: DriftRepository
     freezes: FreezeRepository
+    alerts: AlertRepository
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
@@ -94,7 +97,8 @@ class UnitOfWork:
         self._entered = False
 
     def __enter__(self) -> Self:
-        from bot.store.audit import AuditRepository  # noqa: PLC0415 - repositories import this module
+        from bot.store.alerts import AlertRepository  # noqa: PLC0415 - repositories import this module
+        from bot.store.audit import AuditRepository  # noqa: PLC0415
         from bot.store.desired import DesiredRepository  # noqa: PLC0415
         from bot.store.drift import DriftRepository  # noqa: PLC0415
         from bot.store.fleet_lock import FleetLockRepository  # noqa: PLC0415
@@ -132,6 +136,7 @@ class UnitOfWork:
         self.fleet_lock = FleetLockRepository(tx)
         self.drift = DriftRepository(tx)
         self.freezes = FreezeRepository(tx)
+        self.alerts = AlertRepository(tx)
         return self
 
     def commit(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 COMMAND = "/model"
 GENERAL_USAGE = (
     f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|cancel|review|requests|history|whoami"
-    "|resync|explain ..."
+    "|resync|explain|smoke ..."
     f" (details: {COMMAND} help VERB)"
 )
 
@@ -34,6 +34,7 @@ USAGE: dict[str, str] = {
     "unfreeze": f"{COMMAND} unfreeze MODEL|all",
     "review": f"{COMMAND} review REQUEST_ID",
     "explain": f"{COMMAND} explain REQUEST_ID",
+    "smoke": f"{COMMAND} smoke MODEL VERSION",
 }
 
 SUMMARY: dict[str, str] = {
@@ -54,6 +55,7 @@ SUMMARY: dict[str, str] = {
     "unfreeze": "lift a freeze you or someone else set with /model freeze",
     "review": "acknowledge an emergency rollback (retro-review; never your own)",
     "explain": "the short story of one request: who asked and why, who approved, what each replica did",
+    "smoke": "send the model's golden request to VERSION on every replica and compare the answers (read-only)",
 }
 
 FLAG_HELP: dict[str, str] = {

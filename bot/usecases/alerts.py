@@ -1,27 +1,36 @@
-"""Alerts: a firing Alertmanager alert about a configured model becomes an incident-channel post with the exact
-rollback command to the previous stable version, plus an audit row.
-
-Alertmanager repeats notifications (group_interval, repeat_interval): each one is audited, but the incident
-channel gets one post per alert firing (fingerprint + startsAt).
+"""Alerts: a firing alert about a configured model is recorded once (source, fingerprint, start) and posted to the
+model's incident channel with a "Request rollback to vN" button (or a pick of the versions on disk when no
+earlier stable version is recorded); its resolution updates that post in place. Repeated notifications are
+counted on the row, never posted or audited again. Models with `auto_rollback` are decided by
+bot/usecases/auto_rollback.py; PagerDuty notices come in through bot/usecases/pagerduty.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot import parsing
 from bot.core import commands as c
+from bot.core.alerts import FIRING, RESOLVED, AlertNotice, AutoState, StoredAlert
+from bot.core.approvals import ChangeRequest
+from bot.core.errors import NotFound
+from bot.store.alerts import NEW, RESOLVED_NOW
+from bot.store.unit_of_work import UnitOfWork
 from bot.texts import commands as command_texts
 from bot.texts import slack as slack_texts
-from bot.usecases.audit_trail import notify_incident, record
+from bot.usecases.audit_trail import incident_channel, record
 from bot.usecases.context import Deps
 from bot.usecases.state import model_state
 
 MAX_FIELD_CHARS = 300
+MAX_CHOICES = 100  # Block Kit: a static_select holds at most 100 options
+ALERTMANAGER = "alertmanager"
+POST_KIND = "alert"  # outbox kind: the incident post of one alert, rendered from its row at delivery
 
 
 class BadAlert(ValueError):
@@ -30,23 +39,128 @@ class BadAlert(ValueError):
 
 @dataclass(frozen=True)
 class AlertsOutcome:
-    queued: int
+    queued: int  # alerts about configured models (recorded, or repeats of recorded ones)
     ignored: int
 
 
 def receive(deps: Deps, body: bytes) -> AlertsOutcome:
-    """Queue an incident post (and audit) for each firing alert whose `model` label is a configured model."""
+    """An Alertmanager webhook body: record every alert whose `model` label is a configured model."""
     alerts = _alerts(body)
-    queued = 0
-    for alert in alerts:
-        labels = alert.get("labels") if isinstance(alert.get("labels"), Mapping) else {}
-        assert isinstance(labels, Mapping)
-        model = labels.get("model")
-        if alert.get("status") != "firing" or not isinstance(model, str) or model not in deps.settings.models:
-            continue
-        _queue(deps, model, alert, labels)
-        queued += 1
-    return AlertsOutcome(queued=queued, ignored=len(alerts) - queued)
+    notices = [n for n in (_notice(deps, alert) for alert in alerts) if n is not None]
+    for notice in notices:
+        take(deps, notice)
+    return AlertsOutcome(queued=len(notices), ignored=len(alerts) - len(notices))
+
+
+def take(deps: Deps, notice: AlertNotice) -> StoredAlert:
+    """Record one notice; a new firing is audited and posted, a resolution audited and the post updated."""
+    now = deps.clock()
+    with deps.db.uow() as uow:
+        stored, what = uow.alerts.record(notice, now, _auto_state(deps, notice))
+        if what in (NEW, RESOLVED_NOW):
+            record(
+                uow,
+                deps,
+                None,
+                "alert",
+                notice.status,
+                model=notice.model,
+                alertname=notice.alertname,
+                source=notice.source,
+                fingerprint=notice.fingerprint,
+                why=notice.summary,
+                alert=stored.reference(),
+                auto_rollback=stored.auto_state.value if stored.auto_state else "",
+            )
+        if what == NEW and notice.status == FIRING:
+            queue_post(uow, deps, stored, "posted")
+        elif what == RESOLVED_NOW:
+            queue_post(uow, deps, stored, "resolved")
+        uow.commit()
+    return stored
+
+
+def queue_post(uow: UnitOfWork, deps: Deps, alert: StoredAlert, why: str) -> None:
+    """Queue a (re)render of the alert's incident post: posted the first time, updated in place afterwards.
+    `why` keys the message, so each change is queued once however often it is noticed."""
+    channel = incident_channel(deps, alert.model)
+    if channel:
+        payload = {"alert_id": alert.id, "model": alert.model}
+        uow.outbox.enqueue(POST_KIND, channel, payload, key=f"alert:{alert.id}:{why}", at=deps.clock())
+
+
+def _auto_state(deps: Deps, notice: AlertNotice) -> AutoState | None:
+    settings = deps.settings.models.get(notice.model)
+    auto = settings.auto_rollback if settings else None
+    return AutoState.PENDING if auto is not None and notice.alertname in auto.on_alerts else None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """What the incident post shows: the alert, the rollback it offers, and the automatic decision."""
+
+    alert: StoredAlert
+    current: int | None
+    target: int | None  # the previous stable version, when one is recorded
+    choices: tuple[int, ...] = ()  # otherwise: versions on disk below the current one, newest first
+    command: str | None = None
+    auto_request: ChangeRequest | None = None
+    auto_until: datetime | None = None  # armed: when min_firing is over
+
+
+def alert_view(deps: Deps, alert_id: int) -> AlertView:
+    """The incident post's content, read now (the post is re-rendered on every change)."""
+    with deps.db.uow(readonly=True) as uow:
+        alert = uow.alerts.get(alert_id)
+        if alert is None:
+            raise NotFound(f"alert {alert_id} is not recorded")
+        request = uow.requests.get(alert.auto_request_id) if alert.auto_request_id else None
+    state = model_state(deps, alert.model)
+    settings = deps.settings.models[alert.model]
+    current = state.label(settings.label) if settings.label else None
+    target = rollback_target(state.stable_history, current)
+    choices: tuple[int, ...] = ()
+    if target is None:
+        choices = versions_below(deps, alert.model, current)
+    auto = settings.auto_rollback
+    until = alert.firing_since + auto.min_firing if auto and alert.auto_state is AutoState.PENDING else None
+    return AlertView(
+        alert=alert,
+        current=current,
+        target=target,
+        choices=choices,
+        command=_command(alert, target),
+        auto_request=request,
+        auto_until=until,
+    )
+
+
+def rollback_target(stable_history: Sequence[int], current: int | None) -> int | None:
+    """The most recent earlier stable version *older* than the current one. A newer one in the history is a version
+    the model was rolled back from (the suspect of the last incident): offering it would roll forward to it."""
+    return next((v for v in stable_history if current is None or v < current), None)
+
+
+def versions_below(deps: Deps, model: str, current: int | None) -> tuple[int, ...]:
+    """Versions on disk below `current` (all, without one), newest first, at most MAX_CHOICES."""
+    on_disk: Sequence[int] = deps.catalog.versions(deps.settings.models[model].base_path)
+    lower = sorted((v for v in on_disk if current is None or v < current), reverse=True)
+    return tuple(lower[:MAX_CHOICES])
+
+
+def get(deps: Deps, alert_id: int) -> StoredAlert | None:
+    with deps.db.uow(readonly=True) as uow:
+        return uow.alerts.get(alert_id)
+
+
+def _command(alert: StoredAlert, target: int | None) -> str | None:
+    if target is None:
+        return None
+    command = c.Rollback(alert.model, target, reason=slack_texts.slack_alert_reason(alert.alertname))
+    return f"{command_texts.COMMAND} {parsing.format_command(command)}"
+
+
+# --- Alertmanager's payload
 
 
 def _alerts(body: bytes) -> list[Mapping[str, Any]]:
@@ -60,47 +174,53 @@ def _alerts(body: bytes) -> list[Mapping[str, Any]]:
     return alerts
 
 
-def suggested_rollback(deps: Deps, model: str, alertname: str) -> str | None:
-    """`/model rollback MODEL PREVIOUS --reason ...` to the previous stable version, if one is recorded."""
-    history = model_state(deps, model).stable_history
-    if not history:
+def _notice(deps: Deps, alert: Mapping[str, Any]) -> AlertNotice | None:
+    """One entry of `alerts[]` as a notice, or None when it is not about a configured model (decided per alert,
+    never from the message's top-level status: see reference/alerts.md §1.1)."""
+    labels = alert.get("labels") if isinstance(alert.get("labels"), Mapping) else {}
+    assert isinstance(labels, Mapping)
+    model = labels.get("model") or labels.get("model_name")
+    status = alert.get("status")
+    if status not in (FIRING, RESOLVED) or not isinstance(model, str) or model not in deps.settings.models:
         return None
-    command = c.Rollback(model, history[0], reason=slack_texts.slack_alert_reason(alertname))
-    return f"{command_texts.COMMAND} {parsing.format_command(command)}"
-
-
-def _queue(deps: Deps, model: str, alert: Mapping[str, Any], labels: Mapping[str, Any]) -> None:
-    alertname = _field(labels.get("alertname")) or "alert"
     annotations = alert.get("annotations") if isinstance(alert.get("annotations"), Mapping) else {}
     assert isinstance(annotations, Mapping)
-    summary = _field(annotations.get("summary") or annotations.get("description"))
-    command = suggested_rollback(deps, model, alertname)
     fingerprint = (
-        _field(alert.get("fingerprint"))
+        bounded(alert.get("fingerprint"))[:200]
         or hashlib.sha256(json.dumps(dict(labels), sort_keys=True, default=str).encode()).hexdigest()[:16]
     )
-    payload = {
-        "model": model,
-        "alertname": alertname,
-        "suggested": command,
-        "text": slack_texts.slack_alert_incident(alertname, model, summary, command),
-    }
-    with deps.db.uow() as uow:
-        record(
-            uow,
-            deps,
-            None,
-            "alert",
-            "firing",
-            model=model,
-            alertname=alertname,
-            fingerprint=fingerprint,
-            suggested=command or "",
-            why=summary,
-        )
-        notify_incident(uow, deps, None, payload, key=f"alert:{fingerprint}:{_field(alert.get('startsAt'))}")
-        uow.commit()
+    starts = bounded(alert.get("startsAt"))[:64]
+    return AlertNotice(
+        source=ALERTMANAGER,
+        fingerprint=fingerprint,
+        starts_key=starts,
+        status=str(status),
+        model=model,
+        alertname=bounded(labels.get("alertname"))[:200] or "alert",
+        summary=bounded(annotations.get("summary") or annotations.get("description")),
+        link=_link(alert.get("generatorURL")),
+        firing_since=parse_time(starts),
+    )
 
 
-def _field(value: object) -> str:
+def bounded(value: object) -> str:
+    """A scalar of a payload as bounded text ("" for anything else)."""
     return str(value)[:MAX_FIELD_CHARS] if isinstance(value, str | int | float) else ""
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time (Alertmanager's startsAt, PagerDuty's created_at), aware; None when absent or unparsable
+    (Go's zero time included)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.year < 2000:
+        return None
+    return moment
+
+
+def _link(value: object) -> str:
+    """Only http(s) links are kept (they become a link on the post)."""
+    text = bounded(value) if isinstance(value, str) else ""
+    return text if text.startswith(("https://", "http://")) and not any(ch in text for ch in "<>| ") else ""

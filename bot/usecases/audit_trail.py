@@ -29,6 +29,10 @@ def record(
         detail.setdefault("state", request.state.value)
     if ctx is not None:
         detail.setdefault("via", ctx.frontend)
+    alert = request.extra.get("alert") if request is not None else None
+    alert = alert or (dict(ctx.alert) if ctx is not None and ctx.alert else None)
+    if alert:  # every row of a request an alert led to names the alert
+        detail.setdefault("alert", alert)
     uow.audit.append(
         at=deps.clock(),
         actor=actor,

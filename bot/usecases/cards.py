@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.core.approvals import ChangeRequest
 from bot.core.errors import NotFound
-from bot.core.policy import MEMBER_ID
+from bot.usecases.approval_routing import approvers
 from bot.usecases.context import Deps
 
 
@@ -41,9 +41,7 @@ def card_view(deps: Deps, request_id: int) -> CardView:
         request=req,
         from_meta=meta(req.from_version),
         to_meta=meta(req.to_version),
-        approvers=tuple(
-            who for who in deps.policy.who_can("approve") if MEMBER_ID.fullmatch(who) and who != req.requester
-        ),
+        approvers=approvers(deps, req),
         replicas=tuple(last.get("replicas", ())),
         message=str(last.get("message", "")),
     )

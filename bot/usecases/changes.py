@@ -15,6 +15,7 @@ from bot.core.rollout import ChangeSpec, RolloutPlan, Routing, plan_rollout
 from bot.core.signatures import compatibility_problems
 from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
+from bot.usecases.approval_routing import open_card
 from bot.usecases.audit_trail import notify_card, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due
@@ -153,12 +154,14 @@ def _change(
         retro_review_within=deps.retro_review_within,
         signature_note=proposal.signature_note,
     )
+    if ctx.alert:  # requested from an alert's post: the request and its audit rows keep the alert
+        request = replace(request, extra={**request.extra, "alert": dict(ctx.alert)})
     with deps.db.uow() as uow:
         superseded = _void_for_emergency(uow, ctx, model) if emergency else None
         stored = uow.requests.add(request)
         extra = {"overrode_freeze": texts.overrode_freeze(overridden)} if overridden else {}
         record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency, **extra)
-        notify_card(uow, stored, ctx.channel)
+        open_card(uow, deps, stored, ctx.channel)  # the approval channel, else where it was typed
         if superseded is not None:  # name the emergency request on the one it replaced, its card and its trail
             named = uow.requests.save(approvals.supersede(superseded, ctx.actor.user_id, stored.id), superseded.version)
             record(uow, deps, ctx, "void", "superseded", request=named, why=named.decision_reason, by=stored.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ class Context:
     channel: str | None = None  # the approval card is posted where the command was typed
     frontend: str = "console"
     progress: Callable[[ProgressEvent], None] | None = None
+    alert: Mapping[str, object] | None = None  # the alert a request comes from (its post's button): kept on it
 
 
 @dataclass(frozen=True)

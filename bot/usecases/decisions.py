@@ -78,7 +78,8 @@ def remind_retro_reviews(deps: Deps) -> int:
             if review is None or not review.overdue(now):
                 continue
             round_ = int((now - review.due) / period)
-            payload = {"model": req.model, "text": texts.retro_review_reminder(req, review, now)}
+            text = texts.retro_review_reminder(req, review, now)
+            payload = {"model": req.model, "text": text, "review_request_id": req.id}  # with Acknowledge
             notify_incident(uow, deps, req, payload, key=f"retro:{req.id}:{round_}")
             posted += 1
         uow.commit()

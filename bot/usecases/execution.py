@@ -22,6 +22,7 @@ from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.freezes import frozen, refuse_if_frozen
 from bot.usecases.recovery import recover_interrupted
+from bot.usecases.smoke import golden_request
 from bot.usecases.state import model_state
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,9 @@ def _plan(deps: Deps, req: ChangeRequest, base: FleetConfig) -> RolloutPlan:
     loaded: set[int] = set()
     if state.policy.kind != "specific":
         loaded = {v for s in deps.fleet.model_status(req.model) for v in s.available()}
-    spec = ChangeSpec(req.model, req.to_version, req.label, settings.routing, settings.keep_warm)
+    # The model's smoke test rides in the plan: every rollout executed here runs it before any label moves.
+    smoke = golden_request(deps, req.model)
+    spec = ChangeSpec(req.model, req.to_version, req.label, settings.routing, settings.keep_warm, smoke)
     return plan_rollout(state, spec, loaded)
 
 

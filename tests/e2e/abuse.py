@@ -113,8 +113,8 @@ class CapturedLogs(logging.Handler):
 
     def size_from(self, thread: int | str) -> int:
         """Bytes of the records emitted by one thread (an ident), or by threads whose name starts with a prefix:
-        a request runs on the caller's thread in-process, on a `waitress-N` thread behind waitress. Threads
-        that earlier tests left running may log meanwhile; they are not the requests' doing."""
+        a request runs on the caller's thread in-process, on a cheroot worker ("CP Server Thread-N") behind the server.
+        Threads that earlier tests left running may log meanwhile; they are not the requests' doing."""
         return sum(
             len(line.encode()) + 1
             for line, (ident, name) in zip(self.lines, self.threads, strict=True)
@@ -149,7 +149,7 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
 
 
 def wsgi_post(app: Any, body: bytes, headers: Mapping[str, str], *, length: str | None = "auto") -> tuple[int, bytes]:
-    """Call a WSGI app in-process as waitress would for a POST to /slack/events; (status, body)."""
+    """Call a WSGI app in-process as the HTTP server would for a POST to /slack/events; (status, body)."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": "/slack/events",

@@ -3,7 +3,7 @@
 - `fake_slack`: a started FakeSlack (tests/e2e/fake_slack.py).
 - `db_url`: an empty database; every test using it runs on SQLite and on PostgreSQL (skipped without
   MODELBOT_TEST_POSTGRES_URL).
-- `fake_stack`: the bot (waitress, real database, real Slack front end) with an in-memory FakeFleet.
+- `fake_stack`: the bot (cheroot, real database, real Slack front end) with an in-memory FakeFleet.
 - `devstack_stack`: factory `devstack_stack(**knobs)` - the same bot driving a 3-replica devstack fleet over mTLS
   that serves fraud_detector {2, 3} with `stable` on 3 (a rollback to 2 is warm unless knobs say otherwise).
 """

@@ -11,7 +11,9 @@ posted are kept so chat.update can find (or miss) them; users and user groups ar
     fake.fail_next("chat.update", 1, hang_s=15)                       # carried out and answered after 15 s
 
 `fake.scopes` is what the token is granted (the `x-oauth-scopes` header of auth.test); `add_channel` makes a
-channel conversations.info knows (any other id is channel_not_found).
+channel conversations.info knows (any other id is channel_not_found); posting in one added with `member=False`
+answers not_in_channel (channel_not_found if private), in an archived one is_archived. `home_views` holds what
+views.publish set per user; chat.getPermalink answers for messages the fake holds.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import parse_qsl
 
 BOT_USER = "U0MODELBOT"
 TEAM = "T0FAKE"
-SCOPES = ("commands", "chat:write", "users:read", "usergroups:read")
+SCOPES = ("commands", "chat:write", "users:read", "usergroups:read", "im:write")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}  # user -> the Home view views.publish set last
         self.scopes: list[str] = list(SCOPES)
         self._failures: dict[str, deque[Injected]] = defaultdict(deque)
         self._used_triggers: set[str] = set()
@@ -219,7 +222,22 @@ class FakeSlack:
     def _new_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"
 
+    def _cannot_post(self, channel: str) -> dict[str, Any] | None:
+        """Slack's refusal to post in a channel added with `member=False` (not_in_channel) or archived; channels
+        never added are postable (most tests do not model channels)."""
+        known = self.channels.get(channel)
+        if known is None:
+            return None
+        if known["is_archived"]:
+            return {"ok": False, "error": "is_archived"}
+        if not known["is_member"]:
+            return {"ok": False, "error": "channel_not_found" if known["is_private"] else "not_in_channel"}
+        return None
+
     def _chat_postMessage(self, body: dict[str, Any]) -> dict[str, Any]:
+        refused = self._cannot_post(str(body.get("channel")))
+        if refused is not None:
+            return refused
         channel, ts = str(body.get("channel")), self._new_ts()
         message = {
             "type": "message",
@@ -229,6 +247,8 @@ class FakeSlack:
             "bot_id": "B0MODELBOT",
             "blocks": body.get("blocks") or [],
         }
+        if body.get("thread_ts"):
+            message["thread_ts"] = str(body["thread_ts"])
         with self._lock:
             self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -243,7 +263,33 @@ class FakeSlack:
         return {"ok": True, "channel": key[0], "ts": key[1], "text": body.get("text"), "message": message}
 
     def _chat_postEphemeral(self, body: dict[str, Any]) -> dict[str, Any]:
+        refused = self._cannot_post(str(body.get("channel")))
+        if refused is not None:
+            return refused
         return {"ok": True, "message_ts": self._new_ts()}
+
+    def _chat_getPermalink(self, body: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(body.get("channel")), str(body.get("message_ts"))
+        with self._lock:
+            found = (channel, ts) in self.messages
+        if not found:
+            return {"ok": False, "error": "message_not_found"}
+        link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
+    def _views_publish(self, body: dict[str, Any]) -> dict[str, Any]:
+        user = str(body.get("user_id"))
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        view = body.get("view") or {}
+        if isinstance(view, str):
+            view = json.loads(view)
+        if len(view.get("blocks") or []) > 100:
+            return {"ok": False, "error": "invalid_arguments"}
+        published = {**view, "id": f"V{next(self._ts):08d}", "hash": "h"}
+        with self._lock:
+            self.home_views[user] = published
+        return {"ok": True, "view": published}
 
     def _views_open(self, body: dict[str, Any]) -> dict[str, Any]:
         trigger = str(body.get("trigger_id"))
@@ -275,7 +321,10 @@ class FakeSlack:
         return {"ok": True, "channel": channel} if channel else {"ok": False, "error": "channel_not_found"}
 
     def _conversations_open(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "channel": {"id": f"D{str(body.get('users', 'X'))[:10]}"}}
+        user = str(body.get("users", "X"))
+        if self.users and user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "channel": {"id": f"D{user[:10]}"}}
 
     def record(self, call: Call) -> None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The whole bot running on loopback for e2e tests: `Server` (waitress) + fake Slack Web API + a fleet.
+"""The whole bot running on loopback for e2e tests: `Server` (cheroot) + fake Slack Web API + a fleet.
 
 `start_stack(...)` wires real settings, the demo policy, a real database and either a devstack fleet of
 emulator replicas over mTLS (`dev=`) or the in-memory FakeFleet; `Stack` holds everything a test asserts on.
@@ -140,6 +140,9 @@ def start_server(
     """The bot as `modelbot serve` runs it, on 127.0.0.1 and a free port, using the Slack Web API at `api_url`."""
     targets = tuple(dev.targets) if dev else ("fake:1", "fake:2", "fake:3")
     settings = settings_for(tmp_path, base_path, targets, certs)
+    configure = server_options.pop("configure", None)  # Settings -> Settings: a test's own model options
+    if configure is not None:
+        settings = configure(settings)
     initial = initial or FleetConfig(
         (ModelState(MODEL, base_path, policy=VersionPolicy.specific([2, 3]), labels=(("stable", 3),)),)
     )

@@ -158,7 +158,7 @@ def test_schema_prints_a_json_schema_of_modelbot_yaml(tmp_path: Path) -> None:
     result = modelbot("check-config", "--schema", env={"MODELBOT_CONFIG": str(tmp_path / "missing.yaml")})
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
-    assert set(schema["properties"]) == {"slack", "serving", "models"}
+    assert set(schema["properties"]) == {"slack", "serving", "models", "alerts"}
     assert schema["additionalProperties"] is False
     serving = schema["$defs"]["ServingSection"]["properties"]
     assert {"targets", "tls", "model_config_file", "converge_timeout_s", "drift_check_interval_s"} <= set(serving)

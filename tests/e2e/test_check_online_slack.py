@@ -48,7 +48,8 @@ def test_all_fine_is_one_ok_line(slack: FakeSlack) -> None:
     found = check_slack(settings(), environ(slack))
     assert found.problems == []
     assert found.ok == [
-        "Slack OK: token of @modelbot (U0MODELBOT) in Fake, scopes chat:write, commands, usergroups:read, users:read,"
+        "Slack OK: token of @modelbot (U0MODELBOT) in Fake, scopes chat:write, commands, im:write, usergroups:read,"
+        " users:read,"
         " channels C0AUDIT, C0FRAUDINC, C0INCIDENT"
     ]
     assert sorted(c.body["channel"] for c in slack.calls_to("conversations.info")) == sorted(CHANNELS)
@@ -59,6 +60,8 @@ def test_missing_scopes_are_each_named(slack: FakeSlack) -> None:
     slack.scopes = ["commands", "chat:write"]
     found = check_slack(settings(), environ(slack))
     assert found.problems == [
+        "SLACK_BOT_TOKEN: the scope im:write is missing (needed for DMs to approvers and to requesters whose card"
+        " could not be posted): add it under OAuth & Permissions and reinstall the app",
         "SLACK_BOT_TOKEN: the scope usergroups:read is missing (needed for user-group members in permissions.yaml):"
         " add it under OAuth & Permissions and reinstall the app",
         "SLACK_BOT_TOKEN: the scope users:read is missing (needed for users.info (deleted and bot users cannot"

@@ -36,6 +36,8 @@ def test_demo_story_runs_end_to_end(tmp_path: Path, demo_models: Path) -> None:
     assert "U03CAROL holds no role" in out  # carol denied, rule named
     assert "[load" in out and "LOADING" in out  # per-replica progress while v2 loads
     assert "R1 SUCCEEDED" in out
+    assert "Smoke test of fraud_detector v3 PASSED on all 3 replicas" in out  # `/model smoke`, read-only
+    assert out.count("smoke test: answered as expected (score[0][0]=0.6682") == 3  # inside the rollout to v2
     assert "resolves to version 2 on all 3 replicas" in out
     assert out.count("  in sync") == 3  # /model status after the rollback: one line per replica
     assert "audit verify: OK" in out

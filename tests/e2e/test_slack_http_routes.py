@@ -11,8 +11,10 @@ from typing import Any
 from bot.core.errors import ServingError, StoreUnavailable
 from bot.core.policy import Identity
 from bot.frontends.http.health import FleetHealth
+from bot.frontends.slack.alert_posts import parse_value
 from bot.usecases.context import Context
 from tests.devstack_support import wait_until
+from tests.e2e.alert_support import actions_of, blocks_of
 from tests.e2e.slack_driver import HttpResult, http
 from tests.e2e.stack import ALERT_TOKEN, ALICE, BOB, FRAUD_INCIDENT, ROLLBACK, Stack
 from tests.fakes import FakeFleet
@@ -51,8 +53,9 @@ def test_health_readiness_and_metrics(fake_stack: Stack) -> None:
     assert stack.get("/nowhere").status == 404
 
 
-def test_alert_suggests_the_rollback_to_the_previous_stable(fake_stack: Stack) -> None:
-    """A firing alert for a configured model posts the exact rollback command (once per firing) and is audited."""
+def test_alert_after_a_rollback_offers_older_versions_never_the_suspect(fake_stack: Stack) -> None:
+    """After stable 3 -> 2, a firing alert posts once (repeats are counted, audited once) and offers only versions
+    below v2 (a select, since no older stable version is recorded), never a roll forward to the suspect v3."""
     stack = fake_stack
     service = stack.bot.service
     assert service.handle_text(Context(Identity(ALICE), channel=None), ROLLBACK).ok
@@ -68,13 +71,18 @@ def test_alert_suggests_the_rollback_to_the_previous_stable(fake_stack: Stack) -
     assert _alert(stack, payload).status == 200  # Alertmanager repeats itself
     stack.settled()
 
-    posts = [c.body["text"] for c in stack.fake.calls_to("chat.postMessage", channel=FRAUD_INCIDENT)]
-    alert_posts = [p for p in posts if "FraudFalsePositives" in p]
-    assert len(alert_posts) == 1
-    assert '/model rollback fraud_detector 3 --reason "alert FraudFalsePositives"' in alert_posts[0]
-    assert "<!channel>" not in alert_posts[0]  # alert text cannot ping the channel
+    posts = [
+        c for c in stack.fake.calls_to("chat.postMessage", channel=FRAUD_INCIDENT) if "FraudFalse" in c.body["text"]
+    ]
+    assert len(posts) == 1
+    assert "<!channel>" not in posts[0].body["text"]  # alert text cannot ping the channel
+    blocks = blocks_of(stack, FRAUD_INCIDENT, posts[0].response["ts"])
+    assert "<!channel>" not in json.dumps(blocks)
+    (menu,) = actions_of(blocks)
+    offered = [parse_value(option["value"]) for option in menu["options"]]
+    assert offered and all(pair is not None and pair[1] < 2 for pair in offered), offered
     alerts = [r for r in stack.audit_rows()[rows_before:] if r.action == "alert"]
-    assert len(alerts) == 2 and alerts[0].model == "fraud_detector"
+    assert len(alerts) == 1 and alerts[0].model == "fraud_detector"  # a repeat is counted on the alert, not audited
 
 
 # --- readiness serves incidents: /readyz is the database only, /healthz reports the fleet -----------------------

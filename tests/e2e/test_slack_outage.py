@@ -53,15 +53,18 @@ def test_rate_limit_is_honoured(fake_stack: Stack) -> None:
 def test_permanent_error_is_given_up_without_blocking_others(
     fake_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A card for a channel the bot is not in is given up after a few attempts (logged); audit posts carry on."""
+    """A card for a channel the bot is not in is given up at once (logged, audited, the requester told why);
+    audit posts carry on."""
     stack = fake_stack
     stack.fake.fail_next("chat.postMessage", 10, error="not_in_channel", channel=NOT_A_MEMBER)
-    with caplog.at_level(logging.WARNING, logger="bot.frontends.slack.outbox"):
+    with caplog.at_level(logging.WARNING, logger="bot.frontends.slack.routing"):
         assert stack.driver.slash_command(ROLLBACK, ALICE, channel_id=NOT_A_MEMBER).status == 200
-        assert "R1" in stack.fake.wait_for("hooks", 1)[0].body["text"]  # the requester still hears back
+        hooks = stack.fake.wait_for("hooks", 2)  # the requester hears back, and is told about the card
         stack.settled(timeout=30)
+    assert any("could not be posted" in h.body["text"] and "/invite @modelbot" in h.body["text"] for h in hooks)
     attempts = stack.fake.calls_to("chat.postMessage", ok_only=False, channel=NOT_A_MEMBER)
-    assert len(attempts) == 3 and not any(a.ok for a in attempts)
-    assert any("gave up" in r.getMessage() and "not_in_channel" in r.getMessage() for r in caplog.records)
+    assert len(attempts) == 1 and not any(a.ok for a in attempts)
+    assert any("posted nowhere" in r.getMessage() and "not_in_channel" in r.getMessage() for r in caplog.records)
+    assert [(r.action, r.outcome) for r in stack.audit_rows() if r.action == "card"] == [("card", "undeliverable")]
     rows = stack.audit_rows()
     assert _audit_posts(stack) == [f"#{r.seq}" for r in rows]

@@ -18,6 +18,7 @@ import pytest
 from slack_bolt import BoltRequest
 
 from bot.frontends.http.router import MAX_BODY_BYTES
+from bot.frontends.http.wsgi_server import WORKER_THREAD_PREFIX
 from tests.dbs import BACKENDS, fresh_database_url
 from tests.e2e.abuse import FORM, RESET, Answer, all_logs, row_counts, send, slack_headers, wsgi_post
 from tests.e2e.fake_slack import FakeSlack
@@ -28,7 +29,7 @@ CANARY = "CANARY-7f3a9c"  # in every abusive body: it must never reach a log
 TEN_MB = 10 * 1024 * 1024
 QUIET = {"outbox_options": {"poll_s": 3600.0}, "expiry_every_s": 3600.0}  # no background log lines in the batch
 MAX_LOG_BYTES_PER_REQUEST = 300
-WAITRESS = "waitress-"  # the threads requests are handled on (the body check covers every thread)
+WORKERS = WORKER_THREAD_PREFIX  # the threads requests are handled on (the body check covers every thread)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -77,7 +78,7 @@ def _forged_batch() -> list[tuple[str, bytes, dict[str, str], bool, set[int]]]:
     )
     for _ in range(4):
         cases.append(("10 MB body", big, slack_headers(None, big), False, {413}))
-        # waitress stops reading at 1 MiB; a client still sending when it closes may see a reset first
+        # the server stops reading at 1 MiB; a client still sending when it closes may see a reset first
         cases.append(("10 MB chunked", big, slack_headers(None, big), True, {413, RESET}))
     return cases
 
@@ -96,7 +97,7 @@ def test_forged_requests_are_refused_quietly_and_leave_no_trace(stack: Stack) ->
     assert not wrong, wrong
     statuses = Counter(answer.status for _, answer, _ in answers)
     assert statuses[500] == 0 and statuses[413] >= 4, statuses
-    assert logs.size_from(WAITRESS) <= MAX_LOG_BYTES_PER_REQUEST * len(cases), (logs.size, logs.lines[:5])
+    assert logs.size_from(WORKERS) <= MAX_LOG_BYTES_PER_REQUEST * len(cases), (logs.size, logs.lines[:5])
     log_text = logs.text()
     for secret in (CANARY, SECRET, "xxxxxxxxxx", "v0=", "payload="):
         assert secret not in log_text, (secret, [line for line in logs.lines if secret in line][:3])
@@ -166,7 +167,7 @@ def test_signed_malformed_requests_get_400_and_record_nothing(stack: Stack) -> N
     assert [(case, a.status) for case, a in answers if a.status != 400] == []
     assert all(json.loads(a.body) == {"error": "malformed request"} for _, a in answers)
     assert CANARY not in logs.text() and SECRET not in logs.text()
-    assert logs.size_from(WAITRESS) <= MAX_LOG_BYTES_PER_REQUEST * len(answers)
+    assert logs.size_from(WORKERS) <= MAX_LOG_BYTES_PER_REQUEST * len(answers)
     assert row_counts(stack.bot.db.engine) == rows_before
     assert stack.fake.calls[calls_before:] == []
 

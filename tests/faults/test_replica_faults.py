@@ -53,7 +53,7 @@ def _probing(stack: ServeStack) -> Iterator[Counter[int]]:
 
 def _no_server_errors(stack: ServeStack, probed: Counter[int]) -> None:
     """Nothing answered 5xx but /readyz's 503 (a degraded fleet), no reply blamed an internal error, and the bot
-    never logged a request that crashed (waitress logs those and answers 500)."""
+    never logged a request that crashed (the HTTP server logs those and answers 500)."""
     assert probed[200] > 0 and set(probed) <= {200, 503}, probed
     assert not [t for t in stack.replies() if "went wrong on our side" in t or "internal error" in t]
     log = stack.bots[0].log.read_text()

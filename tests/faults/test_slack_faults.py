@@ -98,7 +98,10 @@ def _nothing_lost_or_repeated(stack: ServeStack, outage: Outage) -> None:
     assert stack.audit_verifies()
     incident = _ok_posts(fake, INCIDENT)
     assert len(incident) == 1 and incident[0].startswith("R1 SUCCEEDED"), incident
-    assert len(_ok_posts(fake, OPS)) == 1, _ok_posts(fake, OPS)
+    posts = fake.calls_to("chat.postMessage", channel=OPS)
+    assert len([c for c in posts if not c.body.get("thread_ts")]) == 1, _ok_posts(fake, OPS)  # one card
+    thread = [str(c.body.get("text")) for c in posts if c.body.get("thread_ts")]
+    assert len(thread) == len(set(thread)), thread  # its thread replies: none twice either
     assert "(SUCCEEDED)" in _card_text(stack, outage), _card_text(stack, outage)
 
 

@@ -1,5 +1,5 @@
 """`POST /slack/events` fuzzed, 1,000 examples per property, dispatched in-process through the server's own WSGI
-app (router, guard, bolt, listeners, worker pool; only waitress's socket is skipped, to stay fast).
+app (router, guard, bolt, listeners, worker pool; only the HTTP server's socket is skipped, to stay fast).
 
 Two properties: garbage (bodies, headers and content types no Slack request has), forged or correctly signed,
 is refused with 400/401/413 and leaves no trace; and real Slack requests mutated at random (a field dropped,

@@ -364,9 +364,9 @@ def test_cross_check_runs_only_when_the_models_are_known(tmp_path: Path) -> None
 
 
 def test_json_schema_describes_modelbot_yaml() -> None:
-    """The JSON Schema is plain JSON naming the three sections and forbidding unknown keys at every level."""
+    """The JSON Schema is plain JSON naming the four sections and forbidding unknown keys at every level."""
     schema = json.loads(json.dumps(modelbot_json_schema()))
-    assert set(schema["properties"]) == {"slack", "serving", "models"}
+    assert set(schema["properties"]) == {"slack", "serving", "models", "alerts"}
     assert schema["required"] == ["serving", "models"]
     sections = [schema, *schema["$defs"].values()]
     assert {"SlackSection", "ServingSection", "TlsSection", "ModelSection"} <= set(schema["$defs"])

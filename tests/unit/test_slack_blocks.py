@@ -77,7 +77,7 @@ def test_pending_card_shows_the_change_and_both_buttons() -> None:
         "auc=0.927",
         "3d old",
         "<@U02BOB>",
-        "`S0MLONCALL`",
+        "<!subteam^S0MLONCALL>",  # approver groups are mentioned (they get notified)
         "signature compatible",
         "<!date^",
     ):

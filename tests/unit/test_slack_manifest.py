@@ -71,6 +71,7 @@ def test_http_manifest_urls_end_with_the_route_serve_exposes() -> None:
     assert route == "/slack/events"  # the regex found the real route
     urls = [c["url"] for c in manifest["features"]["slash_commands"]]
     urls.append(manifest["settings"]["interactivity"]["request_url"])
+    urls.append(manifest["settings"]["event_subscriptions"]["request_url"])
     assert all(url.startswith("https://") and url.endswith(route) for url in urls), urls
     assert manifest["settings"]["socket_mode_enabled"] is False
 
@@ -90,6 +91,7 @@ def test_the_two_manifests_differ_only_in_transport() -> None:
     for manifest in (http, socket):
         manifest["settings"].pop("socket_mode_enabled")
         manifest["settings"]["interactivity"].pop("request_url", None)
+        manifest["settings"]["event_subscriptions"].pop("request_url", None)
         for command in manifest["features"]["slash_commands"]:
             command.pop("url", None)
     assert http == socket

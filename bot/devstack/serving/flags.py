@@ -30,6 +30,8 @@ class ServerFlags:
     devstack_load_seconds: float = 0.2
     devstack_manage_interval_seconds: float = 0.1
     devstack_stall: frozenset[tuple[str, int]] = frozenset()
+    # Predict answers of MODEL:VERSION get this offset added on this replica (a skewed replica for smoke tests).
+    devstack_predict_offset: frozenset[tuple[str, int, float]] = frozenset()
     devstack_reload_delay_seconds: float = 0.0  # every ReloadConfig after start-up is applied this much later
     devstack_parent_pid: int = 0  # exit when this process is gone, so a killed test run leaves no replicas
     # A build with a request logger (ServerCore::Options::server_request_logger set): logging_config is accepted.
@@ -62,6 +64,15 @@ def _stall(text: str) -> tuple[str, int]:
     if not sep or not model or not version.lstrip("-").isdigit():
         raise argparse.ArgumentTypeError(f"expected MODEL:VERSION, got {text!r}")
     return model, int(version)
+
+
+def _offset(text: str) -> tuple[str, int, float]:
+    target, _, amount = text.partition("=")
+    try:
+        model, version = _stall(target)
+        return model, version, float(amount)
+    except (argparse.ArgumentTypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected MODEL:VERSION=OFFSET, got {text!r}") from None
 
 
 def _platforms(text: str) -> frozenset[str]:
@@ -108,6 +119,14 @@ def _parser() -> argparse.ArgumentParser:
         help="this version stays LOADING forever on this replica (repeatable)",
     )
     add(
+        "--devstack_predict_offset",
+        type=_offset,
+        action="append",
+        default=[],
+        metavar="MODEL:VERSION=OFFSET",
+        help="Predict on that version answers every output value plus OFFSET on this replica (repeatable)",
+    )
+    add(
         "--devstack_reload_delay_seconds",
         type=float,
         default=defaults.devstack_reload_delay_seconds,
@@ -148,5 +167,6 @@ def parse_flags(argv: Sequence[str]) -> ServerFlags:
     args = _parser().parse_args(list(argv))
     values = vars(args)
     values["devstack_stall"] = frozenset(values["devstack_stall"])
+    values["devstack_predict_offset"] = frozenset(values["devstack_predict_offset"])
     values["devstack_platforms"] = frozenset().union(*values["devstack_platforms"]) or ServerFlags.devstack_platforms
     return ServerFlags(**values)

@@ -2,7 +2,9 @@
 
 The output is not the SavedModel's real computation (the emulator never runs TensorFlow). Every output alias of the
 signature gets a float32 tensor of shape [batch, 1] whose row value is sigmoid(mean(row) + version / 10): the same
-inputs on two versions give different, reproducible answers, so a test can tell which version served it.
+inputs on two versions give different, reproducible answers, so a test can tell which version served it, and a
+golden-request smoke test can expect exact values per version. `--devstack_predict_offset MODEL:VERSION=OFFSET`
+adds OFFSET to every answered value of that version on one replica (a replica that answers wrongly).
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ def score(row: list[float], version: int) -> float:
     return 1.0 / (1.0 + math.exp(-(mean + version / 10)))
 
 
-def predict(servable: LoadedServable, request: tfs_apis_pb2.PredictRequest) -> tfs_apis_pb2.PredictResponse:
+def predict(
+    servable: LoadedServable, request: tfs_apis_pb2.PredictRequest, offset: float = 0.0
+) -> tfs_apis_pb2.PredictResponse:
     signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
     signature = servable.signature_defs.get(signature_name)
     if signature is None:
@@ -135,7 +139,7 @@ def predict(servable: LoadedServable, request: tfs_apis_pb2.PredictRequest) -> t
     dims, values = decoded[min(decoded)] if decoded else ([1], [])
     batch = dims[0] if dims else 1
     width = len(values) // batch if batch else 0
-    scores = [score(values[i * width : (i + 1) * width], servable.version) for i in range(batch)]
+    scores = [score(values[i * width : (i + 1) * width], servable.version) + offset for i in range(batch)]
     for alias in aliases:
         out = response.outputs[alias]
         out.dtype = DataType.DT_FLOAT

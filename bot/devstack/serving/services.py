@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from bot.devstack.serving.core import ServerCore
@@ -89,8 +90,9 @@ class ModelService(tfs_apis_pb2_grpc.ModelServiceServicer):
 
 
 class PredictionService(tfs_apis_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServerCore) -> None:
+    def __init__(self, core: ServerCore, offsets: Mapping[tuple[str, int], float] | None = None) -> None:
         self._core = core
+        self._offsets = dict(offsets or {})  # --devstack_predict_offset
 
     def GetModelMetadata(self, request: tfs_apis_pb2.GetModelMetadataRequest, context: Any) -> Any:
         try:
@@ -102,7 +104,8 @@ class PredictionService(tfs_apis_pb2_grpc.PredictionServiceServicer):
         try:
             if not request.HasField("model_spec"):
                 raise TfError(Code.INVALID_ARGUMENT, "Missing ModelSpec")
-            return predict(self._core.servable(request.model_spec), request)
+            servable = self._core.servable(request.model_spec)
+            return predict(servable, request, self._offsets.get((servable.model, servable.version), 0.0))
         except TfError as error:
             _abort(context, error.status)
 

@@ -34,7 +34,8 @@ from bot.core.fleet import ProgressEvent
 log = logging.getLogger(__name__)
 ACK_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0)  # Slack gives up at 3 s
 ROLLOUT_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-PHASES = frozenset({"load", "switch", "verify", "trim", "revert", "done"})  # ProgressEvent.phase; others -> "other"
+# ProgressEvent.phase; any other -> "other"
+PHASES = frozenset({"load", "smoke", "switch", "verify", "trim", "revert", "done"})
 
 
 @dataclass(frozen=True)

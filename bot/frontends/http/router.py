@@ -70,8 +70,8 @@ def read_body(environ: Environ, limit: int = MAX_BODY_BYTES) -> bytes | None:
     """The request body, or None when it is larger than `limit`; never reads more than `limit` + 1 bytes.
 
     A Content-Length above the limit is refused before anything is read. A body without one (chunked, on a
-    server that marks its input EOF-terminated, as waitress does) is read up to limit + 1 bytes; one byte more
-    than the limit means too large. An unparsable Content-Length reads as an empty body.
+    server that marks its input EOF-terminated, as cheroot does) is read up to limit + 1 bytes; one byte more than
+    the limit means too large. An unparsable Content-Length reads as an empty body.
     """
     declared = str(environ.get("CONTENT_LENGTH") or "").strip()
     if declared:
@@ -89,7 +89,7 @@ def read_body(environ: Environ, limit: int = MAX_BODY_BYTES) -> bytes | None:
 
 
 def _read_up_to(stream: Any, size: int) -> bytes:
-    """At most `size` bytes: one read when the input gives them at once (waitress does), else until EOF."""
+    """At most `size` bytes: one read when the input gives them at once, else until EOF."""
     data: bytes = stream.read(size)
     if not data or len(data) >= size:
         return data

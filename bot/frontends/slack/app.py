@@ -19,8 +19,11 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 from bot.core.errors import ConfigError, ModelbotError
 from bot.frontends.http.metrics import Metrics
 from bot.frontends.slack import buttons, commands
+from bot.frontends.slack.alert_actions import register as register_alert_actions
 from bot.frontends.slack.guard import bolt_logger
+from bot.frontends.slack.home import register as register_home
 from bot.frontends.slack.identity import Directory, policy_groups
+from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
 from bot.frontends.slack.runtime import Runtime
 from bot.frontends.slack.workers import Workers
@@ -95,12 +98,13 @@ def build_app(
     token_verification_enabled: bool = True,
     workers: Workers | None = None,
     rate_gate: RateGate | None = None,
+    notices: Notices | None = None,
 ) -> SlackFrontend:
     """The bolt App with the `/model` command, the card buttons and the reason modals registered.
 
     `token_verification_enabled` calls auth.test now (tests point SLACK_API_URL at a fake first).
     `rate_gate`: the process's Slack rate-limit gate, shared by live progress and the outbox (one of its own
-    when not given).
+    when not given). `notices`: where commands leave their response_url for the outbox (routing.py).
     """
     client = client or web_client(env)
     try:
@@ -122,7 +126,10 @@ def build_app(
         metrics=metrics or Metrics(),
         wake_outbox=wake_outbox,
         rate_gate=rate_gate or RateGate(),
+        notices=notices or Notices(),
     )
     commands.register(app, runtime)
     buttons.register(app, runtime)
+    register_alert_actions(app, runtime)
+    register_home(app, runtime)  # the App Home tab (app_home_opened)
     return SlackFrontend(app=app, workers=runtime.workers, directory=directory)

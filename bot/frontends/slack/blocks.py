@@ -25,7 +25,8 @@ from slack_sdk.models.blocks import (
 
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.fleet import ProgressEvent
-from bot.frontends.slack.mrkdwn import clip, date, escape, member
+from bot.frontends.slack.mrkdwn import clip, date, escape, member, mention
+from bot.frontends.slack.review_blocks import retro_blocks
 from bot.texts import slack as texts
 from bot.usecases.cards import CardView
 
@@ -38,7 +39,8 @@ FALLBACK_CHARS = 3000
 LIST_LINES = 25  # replicas shown in the progress and result sections before "… and N more"
 APPROVE_ACTION, REJECT_ACTION, RESYNC_ACTION = "approve", "reject", "resync"
 PHASES = ("load", "switch", "verify", "trim")
-FINISHED_STATES = frozenset({"AVAILABLE", "reloaded", "verified", "done"})
+FINISHED_STATES = frozenset({"AVAILABLE", "reloaded", "verified", "done", "passed"})
+PHASE_OF = {"smoke": "load"}  # the smoke test ends phase 1 (DESIGN §4): a passed one fills the load segment
 META_SKIP = frozenset({"model", "version", "metrics", "note", "actor", "at", "created_at", "exported_at", "created"})
 
 
@@ -87,10 +89,13 @@ def render_card(card: CardView, now: datetime, progress: Sequence[ProgressEvent]
         body.append(_section(_progress_text(progress)))
     if req.state.is_final and card.replicas:
         body.append(_section(_result_text(card)))
+    body += retro_blocks(req)  # an emergency's retro-review, with Acknowledge once it has finished
     body = body[: MAX_BLOCKS - 1]
     if req.state is RequestState.PENDING:
         body.append(_buttons(req))
     fallback = clip(escape(texts.slack_card_fallback(req)), FALLBACK_CHARS)
+    if req.state is RequestState.PENDING and card.approvers:  # the notification pings the approvers
+        fallback = clip(f"{fallback} · {', '.join(mention(a) for a in card.approvers)}", FALLBACK_CHARS)
     return Message(text=fallback, blocks=[block.to_dict() for block in body])
 
 
@@ -116,7 +121,7 @@ def _summary_fields(card: CardView) -> list[MarkdownTextObject]:
         _field(texts.SLACK_FIELD_CHANGE, texts.slack_change(req)),
         _field(texts.SLACK_FIELD_REQUESTER, member(req.requester)),
         _field(texts.SLACK_FIELD_APPROVALS, texts.slack_approvals(req, approvers)),
-        _field(texts.SLACK_FIELD_APPROVERS, ", ".join(member(a) for a in card.approvers) or texts.SLACK_NOBODY),
+        _field(texts.SLACK_FIELD_APPROVERS, ", ".join(mention(a) for a in card.approvers) or texts.SLACK_NOBODY),
         _field(texts.SLACK_FIELD_EXPIRES, date(req.expires_at)),
     ]
     if req.reason:
@@ -190,7 +195,8 @@ def _bar(event: ProgressEvent) -> str:
     """Four segments, one per phase, filled up to where this replica is."""
     if event.state == "failed":
         return "✖✖✖✖"
-    index = PHASES.index(event.phase) if event.phase in PHASES else len(PHASES) - 1
+    phase = PHASE_OF.get(event.phase, event.phase)
+    index = PHASES.index(phase) if phase in PHASES else len(PHASES) - 1
     filled = index + (1 if event.state in FINISHED_STATES else 0)
     return "▰" * filled + "▱" * (len(PHASES) - filled)
 

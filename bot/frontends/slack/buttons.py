@@ -14,22 +14,33 @@ from slack_sdk import WebClient
 from bot.core import commands as c
 from bot.frontends.slack import modals
 from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION, RESYNC_ACTION
+from bot.frontends.slack.home import home_refresher
+from bot.frontends.slack.notices import private_say as private
+from bot.frontends.slack.review_blocks import ACKNOWLEDGE_ACTION
 from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
 from bot.parsing import request_id_value
 from bot.texts import slack as texts
 
 
 def register(app: App, rt: Runtime) -> None:
+    _register_acknowledge(app, rt)
+
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         user_id, channel = _clicker(body)
-        say = ephemeral(client, channel, user_id)
+        say = private(client, channel, user_id)  # a click on the Home tab has no channel: a DM then
         request_id = _request_id(body)
         if request_id is None:
             rt.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        if not rt.submit("approve", say, decide, rt, user_id, channel, c.Approve(request_id), say):
+        refresh = home_refresher(rt, client, user_id, body)
+
+        def approve_then_refresh() -> None:
+            decide(rt, user_id, channel, c.Approve(request_id), say)
+            refresh()
+
+        if not rt.submit("approve", say, approve_then_refresh):
             rt.tell(say, texts.SLACK_BUSY)
 
     @app.action(REJECT_ACTION)
@@ -38,11 +49,11 @@ def register(app: App, rt: Runtime) -> None:
         user_id, channel = _clicker(body)
         request_id = _request_id(body)
         if request_id is None:
-            rt.tell(ephemeral(client, channel, user_id), texts.SLACK_STALE_BUTTON)
+            rt.tell(private(client, channel, user_id), texts.SLACK_STALE_BUTTON)
             return
         # The trigger_id is valid for 3 s and once: open the modal now, on this thread.
         if not open_view(client, str(body["trigger_id"]), modals.reject_view(request_id, channel)):
-            rt.tell(ephemeral(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
+            rt.tell(private(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
 
     @app.action(RESYNC_ACTION)
     def on_resync(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -67,7 +78,7 @@ def register(app: App, rt: Runtime) -> None:
             return
         ack()
         user_id = str(body["user"]["id"])
-        say = ephemeral(client, channel, user_id)
+        say = private(client, channel, user_id)
         if request_id is None:
             rt.tell(say, texts.SLACK_STALE_BUTTON)
             return
@@ -75,12 +86,39 @@ def register(app: App, rt: Runtime) -> None:
             rt.tell(say, texts.SLACK_BUSY)
 
 
+def _register_acknowledge(app: App, rt: Runtime) -> None:
+    @app.action(ACKNOWLEDGE_ACTION)
+    def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user_id, channel = _clicker(body)
+        say = private(client, channel, user_id)
+        request_id = _request_id(body)
+        if request_id is None:
+            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            return
+        refresh = home_refresher(rt, client, user_id, body)
+
+        def acknowledge_then_refresh() -> None:
+            acknowledge(rt, user_id, channel, c.Review(request_id), say)
+            refresh()
+
+        if not rt.submit("review", say, acknowledge_then_refresh):
+            rt.tell(say, texts.SLACK_BUSY)
+
+
 def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Reject, say: Say) -> None:
     """Approve or reject as the clicking user; only a refusal or failure is shown, to them alone."""
     label = "approve" if isinstance(command, c.Approve) else "reject"
     reply = rt.act(
-        user_id, channel, label, say, lambda ctx: rt.service.handle(ctx, command), request_id=command.request_id
+        user_id, channel or None, label, say, lambda ctx: rt.service.handle(ctx, command), request_id=command.request_id
     )
+    if reply is not None and not reply.ok:
+        say_safely(say, reply.text)
+
+
+def acknowledge(rt: Runtime, user_id: str, channel: str, command: c.Review, say: Say) -> None:
+    """`/model review R7` as the clicking user (the Acknowledge button); the card shows who acknowledged it."""
+    reply = rt.act(user_id, channel or None, "review", say, lambda ctx: rt.service.handle(ctx, command))
     if reply is not None and not reply.ok:
         say_safely(say, reply.text)
 

@@ -42,6 +42,7 @@ def register(app: App, rt: Runtime) -> None:
             return
         say = responder(respond)
         typed = Typed(str(command["user_id"]), command.get("channel_id"), text, parsed)
+        rt.notices.remember(typed.user_id, typed.channel, respond)  # the outbox may tell them about the card
         if not rt.submit(label, say, run_text, rt, typed, say):
             ack(response_type="ephemeral", text=texts.SLACK_BUSY)
         elif label in MUTATING_ACTIONS:
@@ -72,6 +73,8 @@ def _register_rollback_modal(app: App, rt: Runtime) -> None:
         user_id, channel = str(body["user"]["id"]), str(meta.get("channel") or "")
         url = str(meta.get("response_url") or "")
         say = responder(WebhookClient(url).send) if url else ephemeral(client, channel, user_id)
+        if url:
+            rt.notices.remember(user_id, channel, WebhookClient(url).send)
         text = parsing.format_command(command)  # parsed again by the service: the model is checked there
         if not rt.submit("rollback", say, run_text, rt, Typed(user_id, channel or None, text, command), say):
             rt.tell(say, texts.SLACK_BUSY)

@@ -3,7 +3,9 @@
 Kinds: "audit" (one audit-channel post per audit row), "incident" (a post in the channel the message
 names), "drift" (a drift notice with a Re-sync button),
 "card" (the approval card rendered from the request's *current* state: posted the first time,
-updated in place afterwards, posted again if someone deleted it).
+updated in place afterwards, posted again if someone deleted it; the first post goes to the approval channel,
+else where the request was typed: routing.py), "card_link" / "approver_dm" / "thread" (what follows a card:
+routing.py); an "incident" naming `review_request_id` is a retro-review reminder with the Acknowledge button.
 
 Every call first asks the process's RateGate (a call held by an earlier 429 is not made: RateHeld) and
 tells it about any 429 it meets. A card update that fails without an answer (a timeout, a dropped connection)
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import http.client
 import urllib.error
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,11 +27,17 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.core.policy import MEMBER_ID
+from bot.frontends.slack import alert_posts
 from bot.frontends.slack.blocks import Message, render_card, render_drift
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
+from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate, RateHeld, is_rate_limited, retry_after_s
+from bot.frontends.slack.review_blocks import render_reminder
+from bot.frontends.slack.routing import KINDS as ROUTING_KINDS
+from bot.frontends.slack.routing import FollowUp, Router, result_follow_up
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
+from bot.store.unit_of_work import UnitOfWork
 from bot.texts import slack as texts
 from bot.usecases.cards import CardView
 
@@ -70,6 +78,9 @@ class Sent:
     response: dict[str, Any]
     new_card: tuple[int, str, str] | None = None
     rendered_version: int | None = None  # the request version the card showed
+    follow_ups: tuple[FollowUp, ...] = ()  # queued in the transaction that records this delivery (routing.py)
+    remember: Callable[[UnitOfWork], None] | None = None  # run in that transaction too (an alert post's ts)
+    abandoned: str | None = None  # posted nowhere, the requester told: settle it as given up, with this error
 
 
 class CardUpdateInDoubt(Exception):
@@ -85,18 +96,29 @@ class Failure:
 
 
 class Delivery:
-    def __init__(self, client: WebClient, service: Service, gate: RateGate | None = None) -> None:
+    def __init__(
+        self, client: WebClient, service: Service, gate: RateGate | None = None, notices: Notices | None = None
+    ) -> None:
         self._client = client
         self._service = service
         self._gate = gate or RateGate()
+        self._router = Router(client, service, self._gate, notices or Notices())
 
-    def send(self, message: OutboxMessage, now: datetime) -> Sent:
+    def send(self, message: OutboxMessage, now: datetime) -> Sent:  # noqa: PLR0911 - one return per kind
         if message.kind == "audit":
             return self._post(message.channel, audit_text(message.payload))
+        if message.kind == "incident" and message.payload.get("review_request_id"):
+            return self._reminder(message)
         if message.kind == "incident":
             return self._post(message.channel, clip(escape(str(message.payload.get("text", ""))), POST_CHARS))
+        if message.kind in ROUTING_KINDS:
+            return Sent(self._router.send(message))
         if message.kind == "card":
             return self._card(message, now)
+        if message.kind == alert_posts.KIND:  # an alert's incident post, updated in place (alert_posts.py)
+            view = self._service.alert_view(int(message.payload["alert_id"]))  # NotFound: permanent
+            where, remember = alert_posts.deliver(self._client, self._gate, view, message.channel)
+            return Sent(where, remember=remember)
         if message.kind == "drift":
             notice = render_drift(str(message.payload.get("model", "")), str(message.payload.get("text", "")))
             with self._gate.guard("chat.postMessage", message.channel):
@@ -122,7 +144,8 @@ class Delivery:
             try:
                 with self._gate.guard("chat.update"):
                     self._client.chat_update(channel=channel, ts=ts, text=rendered.text, blocks=rendered.blocks)
-                return Sent({"channel": channel, "ts": ts}, rendered_version=card.request.version)
+                done = result_follow_up(card, channel)  # the final per-replica result in the card's thread
+                return Sent({"channel": channel, "ts": ts}, rendered_version=card.request.version, follow_ups=done)
             except SlackApiError as exc:
                 if exc.response.get("error") not in CARD_GONE:
                     raise
@@ -130,15 +153,29 @@ class Delivery:
                 if may_land_late(exc):
                     raise CardUpdateInDoubt(type(exc).__name__) from exc
                 raise
-        return self._post_card(request_id, message.channel, rendered, card)
+        return self._post_card(message, rendered, card)
 
-    def _post_card(self, request_id: int, channel: str, rendered: Message, card: CardView) -> Sent:
-        with self._gate.guard("chat.postMessage", channel):
-            response = self._client.chat_postMessage(channel=channel, text=rendered.text, blocks=rendered.blocks)
-        ts, where = str(response["ts"]), str(response["channel"])
+    def _post_card(self, message: OutboxMessage, rendered: Message, card: CardView) -> Sent:
+        """The first post (or a re-post of a deleted card): the approval channel, else where it was typed."""
+        posted = self._router.first_post(message, rendered.text, rendered.blocks, card)
+        if posted.location is None:
+            return Sent(posted.response, abandoned=posted.undeliverable)
+        where, ts = posted.location
         return Sent(
-            {"channel": where, "ts": ts}, new_card=(request_id, where, ts), rendered_version=card.request.version
+            posted.response,
+            new_card=(card.request.id, where, ts),
+            rendered_version=card.request.version,
+            follow_ups=posted.follow_ups + result_follow_up(card, where),
         )
+
+    def _reminder(self, message: OutboxMessage) -> Sent:
+        """A retro-review reminder, with the Acknowledge button."""
+        reminder = render_reminder(clip(escape(str(message.payload.get("text", ""))), POST_CHARS), message.payload)
+        with self._gate.guard("chat.postMessage", message.channel):
+            response = self._client.chat_postMessage(
+                channel=message.channel, text=reminder.text, blocks=reminder.blocks, unfurl_links=False
+            )
+        return Sent({"channel": response["channel"], "ts": response["ts"]})
 
 
 def audit_text(row: Mapping[str, Any]) -> str:

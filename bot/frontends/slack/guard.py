@@ -3,15 +3,16 @@
 Every step refuses before the next one looks at more of the request:
 
 1. A Content-Length above MAX_BODY_BYTES (1 MiB; Slack's payloads are a few KiB) -> 413, nothing read. A body
-   without one (chunked) is read to at most MAX_BODY_BYTES + 1 bytes. waitress refuses larger bodies itself
-   before buffering them (Server sets its max_request_body_size); this check holds under any WSGI server.
+   without one (chunked) is read to at most MAX_BODY_BYTES + 1 bytes. cheroot refuses a larger declared body
+   itself before reading it (Server sets its max_request_body_size); this check holds under any WSGI server.
 2. X-Slack-Request-Timestamp must be digits within Slack's 5-minute window and X-Slack-Signature `v0=` and
    64 hex digits, then HMAC-SHA256(secret, b"v0:" + ts + b":" + raw body) must match. Anything unsigned ->
    401, and nothing of it is parsed. The HMAC is computed here over the raw bytes because slack_sdk's
    SignatureVerifier decodes the body as UTF-8 first (it raises on other bytes), int()s the timestamp (it
    raises on "abc") and compares with hmac.compare_digest (TypeError on a non-ASCII header): each of those
    was a 500.
-3. Signed but malformed -> 400: not form-encoded (JSON neither: modelbot subscribes to no events), not
+3. Signed but malformed -> 400: not form-encoded (or JSON: the Events API, where modelbot takes only
+   `url_verification` and an `event_callback` of the events it subscribes to, EVENT_TYPES), not
    UTF-8, not a strict form, not exactly one of `command` / `payload`, a payload that is not a JSON object
    of a type modelbot handles, or without the fields its listeners read.
 4. bolt gets a BoltRequest built from the form parsed here. bolt's own parser decides "interactivity" when
@@ -24,9 +25,9 @@ like this guard. Neither logs a body: a refusal logs one fixed reason, and bolt'
 `bolt_logger()`, which drops bolt's DEBUG/INFO lines (verification failures and its default error handler
 log whole request bodies there) and cuts its warnings to their first clause.
 
-Memory per request (bench endpoint_abuse, tracemalloc): waitress buffers at most 1 MiB of body (past 512 KiB
-in a temporary file); a forged request costs the 1 MiB read and nothing more; a signed one also its text
-and parsed form: 3 MiB for a 1 MiB form, 5 MiB for 1 MiB of percent-escapes (urllib alone took 75 MiB,
+Memory per request (bench endpoint_abuse, tracemalloc): the server buffers no body (the guard reads at most
+1 MiB + 1 byte of it); a forged request costs the 1 MiB read and nothing more; a signed one also its text and parsed
+form: 3 MiB for a 1 MiB form, 5 MiB for 1 MiB of percent-escapes (urllib alone took 75 MiB,
 hence `_unquote_plus`), 26 MiB at worst for a 1 MiB JSON payload of empty objects. Slack's are < 0.1 MiB.
 """
 
@@ -60,6 +61,7 @@ UNQUOTE_PIECE = 1 << 15
 MAX_METADATA_CHARS = 3000  # Slack's limit on a view's private_metadata
 COMMAND_FIELDS = ("command", "user_id", "team_id", "channel_id", "response_url", "trigger_id")
 PAYLOAD_TYPES = frozenset({"block_actions", "view_submission"})  # what modelbot registers listeners for
+EVENT_TYPES = frozenset({"app_home_opened"})  # the events modelbot subscribes to (deploy/slack manifests)
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _PASSED_HEADERS = ("x-slack-request-timestamp", "x-slack-signature", "x-slack-retry-num", "x-slack-retry-reason")
@@ -140,14 +142,18 @@ class SlackGuard:
 
 def signed_request(raw: bytes, content_type: str, headers: Mapping[str, str]) -> Refusal | BoltRequest:
     """A BoltRequest for a body whose signature is already checked, or why it is malformed (400)."""
-    if content_type.split(";", 1)[0].strip().lower() != FORM:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media not in {FORM, JSON}:
         return NOT_FORM
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return NOT_UTF8
-    form = parse_form(raw)
-    body = form if isinstance(form, Refusal) else _body(form)
+    if media == JSON:
+        body: Refusal | dict[str, Any] = _event(text)
+    else:
+        form = parse_form(raw)
+        body = form if isinstance(form, Refusal) else _body(form)
     if isinstance(body, Refusal):
         return body
     try:
@@ -211,6 +217,24 @@ def _body(form: Mapping[str, str]) -> Refusal | dict[str, Any]:
     if form.get("ssl_check") == "1" and "command" not in form and "payload" not in form:
         return dict(form)  # Slack checking the certificate; bolt answers it with an empty 200
     return NEITHER
+
+
+def _event(text: str) -> Refusal | dict[str, Any]:
+    """An Events API body modelbot handles: Slack checking the URL, or an event of EVENT_TYPES with its user."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return BAD_PAYLOAD
+    if not isinstance(body, dict):
+        return BAD_PAYLOAD
+    if body.get("type") == "url_verification":
+        return body if _text(body.get("challenge")) else MISSING_FIELDS
+    event = body.get("event")
+    if body.get("type") != "event_callback" or not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+        return UNHANDLED_TYPE
+    ok = _text(event.get("user")) and _text(body.get("team_id")) and _text(body.get("event_id"))
+    ok = ok and _list_of_objects(body.get("authorizations"), required=False)
+    return body if ok else MISSING_FIELDS
 
 
 def _interaction(payload: dict[str, Any]) -> Refusal | dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.core.policy import MEMBER_ID
 
 ELLIPSIS = "…"
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")  # public, private (legacy G...) and DM channel IDs
 
 
 def escape(text: str) -> str:
@@ -24,6 +26,19 @@ def member(entry: str) -> str:
     if MEMBER_ID.fullmatch(entry):
         return f"<@{entry}>" if entry[0] in "UW" else f"`{entry}`"
     return escape(entry)
+
+
+def mention(entry: str) -> str:
+    """A policy entry as a Slack mention that notifies: users `<@U…>`, user groups `<!subteam^S…>`; anything else
+    (a role name) escaped as words. Only IDs matching MEMBER_ID become mentions, so no text can become `<!channel>`."""
+    if MEMBER_ID.fullmatch(entry):
+        return f"<@{entry}>" if entry[0] in "UW" else f"<!subteam^{entry}>"
+    return escape(entry)
+
+
+def channel_link(channel: str) -> str:
+    """A channel as Slack links it (`<#C…>`) when it looks like a channel ID, else the text escaped."""
+    return f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else escape(channel)
 
 
 def date(moment: datetime) -> str:

@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 
 from bot.core.errors import StoreUnavailable
 from bot.frontends.slack.delivery import Delivery, Failure, classify
+from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
 from bot.service import Service
 from bot.store.outbox import OutboxMessage
@@ -46,13 +47,15 @@ class OutboxWorker:
         max_backoff_s: float = MAX_BACKOFF_S,
         permanent_attempts: int = PERMANENT_ATTEMPTS,
         gate: RateGate | None = None,
+        notices: Notices | None = None,
     ) -> None:
-        """`gate`: the process's rate-limit gate, shared with live progress (a private one when not given)."""
+        """`gate`: the process's rate-limit gate, shared with live progress (a private one when not given);
+        `notices`: the front end's response_urls, to tell a requester privately what delivery found out."""
         self._service = service
         self._db = service.deps.db
         self._clock = service.deps.clock
         self._holder = f"{service.deps.holder}:outbox"
-        self._delivery = Delivery(client, service, gate)
+        self._delivery = Delivery(client, service, gate, notices)
         self._poll_s = poll_s
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -123,7 +126,14 @@ class OutboxWorker:
                 if current is not None and current.version != sent.rendered_version:
                     # The request moved while its first card was on its way, when no update could be queued.
                     uow.outbox.enqueue("card", channel, {"request_id": request_id, "state": current.state.value})
-            uow.outbox.mark_delivered(message.id, self._clock(), sent.response)
+            if sent.remember is not None:  # e.g. where an alert's post went, so later changes update it
+                sent.remember(uow)
+            for follow in sent.follow_ups:  # link-back, approver DMs, thread replies (routing.py)
+                uow.outbox.enqueue(follow.kind, follow.channel, follow.payload, key=follow.key)
+            if sent.abandoned is not None:  # posted nowhere; the requester was told and the audit records it
+                uow.outbox.give_up(message.id, self._clock(), sent.abandoned)
+            else:
+                uow.outbox.mark_delivered(message.id, self._clock(), sent.response)
             uow.commit()
         return True
 

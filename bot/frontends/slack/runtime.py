@@ -17,8 +17,10 @@ from bot.core.fleet import ProgressEvent, RolloutResult
 from bot.frontends.http.metrics import Metrics, PhaseClock
 from bot.frontends.slack.identity import Directory, UserRefused
 from bot.frontends.slack.mrkdwn import clip, escape
+from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.progress import LiveCard
 from bot.frontends.slack.ratelimit import RateGate
+from bot.frontends.slack.routing import ThreadProgress
 from bot.frontends.slack.workers import Workers
 from bot.logging_setup import bound_context, new_correlation_id
 from bot.service import Service
@@ -41,6 +43,7 @@ class Runtime:
     metrics: Metrics
     wake_outbox: Callable[[], None]
     rate_gate: RateGate = field(default_factory=RateGate)  # the process's, shared with the outbox (see Server)
+    notices: Notices = field(default_factory=Notices)  # response_urls, shared with the outbox (routing.py)
 
     def act(
         self,
@@ -66,10 +69,12 @@ class Runtime:
                 return None
             card = LiveCard(self.progress_client, self.service, request_id=request_id, model=model, gate=self.rate_gate)
             phases = PhaseClock(time.monotonic)  # the rollout reports no per-phase times: its events do
+            thread = ThreadProgress(self.service, request_id, model)  # phase replies in the card's thread
 
             def progress(event: ProgressEvent) -> None:
                 if phases.mark(event):
                     log.info("rollout phase %s (%d/%d replicas)", event.phase, event.done, event.total)
+                    thread(event)
                 card(event)
 
             reply = run(Context(actor=identity, channel=channel, frontend=FRONTEND, progress=progress))

@@ -28,6 +28,7 @@ EXPECTED_TABLES = {
     "fleet_lock",
     "drift_episodes",
     "freezes",
+    "alerts",
 }
 
 

@@ -1,0 +1,118 @@
+"""Automatic rollback with two bot replicas on one database (SQLite and PostgreSQL), a fake fleet and a hand-moved
+clock: min_firing is waited out by the sweep, exactly one replica acts, and nobody can act as `modelbot`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.core import commands as c
+from bot.core.alerts import AutoState
+from bot.core.policy import Identity
+from bot.settings import AutoRollback
+from bot.usecases import auto_rollback
+from bot.usecases.context import Context
+from bot.wiring import Bot, build_bot
+from tests.fakes import FakeCatalog, FakeFleet
+from tests.service_harness import ALICE, BOB, Clock, demo_policy, demo_settings, initial_config
+
+MODEL = "fraud_detector"
+AUTO = AutoRollback(on_alerts=("FraudScoreDrift",), min_firing=timedelta(minutes=2), min_stable=timedelta(0))
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, db_url: str) -> Iterator[tuple[Bot, Bot, Clock]]:
+    """Two bots sharing the database and clock; fraud_detector opted in (min_firing 2m, cooldown 15m)."""
+    settings = demo_settings(tmp_path)
+    settings = replace(settings, models={MODEL: replace(settings.models[MODEL], auto_rollback=AUTO)})
+    clock = Clock()
+    bots = []
+    for _ in range(2):
+        fleet = FakeFleet()
+        fleet.sent.append(initial_config(settings.models[MODEL].base_path, versions=(2, 3), stable=2))
+        bots.append(build_bot(settings, demo_policy(), db_url, fleet=fleet, catalog=FakeCatalog(), clock=clock))
+    yield bots[0], bots[1], clock
+    for bot in bots:
+        bot.close()
+
+
+def firing(clock: Clock) -> bytes:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "FraudScoreDrift", "model": MODEL},
+        "annotations": {"summary": "PSI 0.31"},
+        "startsAt": clock().isoformat(),
+        "fingerprint": "fp-replicas",
+    }
+    return json.dumps({"version": "4", "alerts": [alert]}).encode()
+
+
+def test_min_firing_is_waited_out_and_exactly_one_replica_acts(replicas: tuple[Bot, Bot, Clock]) -> None:
+    """Before min_firing no sweep acts; after it both replicas sweep at once and exactly one rollback runs."""
+    first, second, clock = replicas
+    assert first.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
+    assert first.service.handle_text(Context(Identity(BOB)), "approve R1").ok
+    clock.advance(hours=1)
+    assert first.service.alert(firing(clock)).queued == 1
+    assert second.service.alert(firing(clock)).queued == 1  # the other replica gets the same notification
+
+    clock.advance(minutes=1)
+    assert first.service.auto_rollback() == second.service.auto_rollback() == 0
+    clock.advance(minutes=1, seconds=1)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda b=b: results.append(b.service.auto_rollback())) for b in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == [0, 1]
+
+    with first.db.uow(readonly=True) as uow:
+        alert = uow.alerts.get(1)
+        assert alert is not None and alert.auto_state is AutoState.ACTED and uow.alerts.get(2) is None
+        automatic = [r for r in uow.requests.emergencies() if r.requester == "modelbot"]
+        rows = [r for r in uow.audit.iter_all() if r.action == "auto_rollback"]
+    assert [(r.id, r.to_version, r.state.value) for r in automatic] == [(alert.auto_request_id, 2, "SUCCEEDED")]
+    assert [(r.actor, r.outcome) for r in rows] == [("modelbot", "acted")]
+    assert first.service.auto_rollback() == second.service.auto_rollback() == 0  # decided once, for good
+
+
+def test_nobody_acts_as_modelbot(replicas: tuple[Bot, Bot, Clock]) -> None:
+    """An identity named `modelbot` (a console :as, a crafted payload) is refused by the service, and audited."""
+    bot = replicas[0]
+    reply = bot.service.handle(Context(Identity("modelbot")), c.Rollback(MODEL, 2, "x", emergency=True))
+    assert not reply.ok and "system-actor" in reply.text
+    with bot.db.uow(readonly=True) as uow:
+        denied = [r for r in uow.audit.iter_all() if r.outcome == "denied"]
+        assert uow.requests.list_open() == []
+    assert [(r.actor, r.detail.get("rule")) for r in denied] == [("modelbot", "system-actor")]
+
+
+def test_an_automatic_request_left_approved_by_a_dead_process_is_run(replicas: tuple[Bot, Bot, Clock]) -> None:
+    """A replica that opened the automatic request and died before running it: the other one's sweep runs it."""
+    first, second, clock = replicas
+    assert first.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
+    assert first.service.handle_text(Context(Identity(BOB)), "approve R1").ok
+    clock.advance(hours=1)
+    first.service.alert(firing(clock))
+    clock.advance(minutes=3)
+    with first.db.uow(readonly=True) as uow:
+        alert = uow.alerts.get(1)
+    assert alert is not None
+    # The first half of an act, as a process that died right after committing it leaves it.
+    judged = auto_rollback._judge(first.service.deps, alert, AUTO)
+    assert judged.proposal is not None
+    request = auto_rollback._open(first.service.deps, alert, judged.proposal)
+    assert request is not None and request.state.value == "APPROVED"
+    assert second.service.auto_rollback() == 0  # not before a lease period: its own process may be starting it
+    clock.advance(seconds=30)
+    assert second.service.auto_rollback() == 1
+    with second.db.uow(readonly=True) as uow:
+        done = uow.requests.get(request.id)
+    assert done is not None and done.state.value == "SUCCEEDED"
