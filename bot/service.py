@@ -8,50 +8,59 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Collection
+from datetime import datetime
 
 from bot import parsing
 from bot.core import commands as c
 from bot.core.alerts import StoredAlert
+from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
+from bot.core.outbox import OutboxMessage
 from bot.core.policy import Decision, Identity
+from bot.core.ports import ProgressSink
 from bot.texts import alerts as alert_texts
 from bot.texts import replies as texts
 from bot.usecases import alerts, changes, decisions, drift, freezes, postmortem, queries, smoke
+from bot.usecases import approval_routing as routing
+from bot.usecases import gauges as scrape
+from bot.usecases import outbox as outbox_book
 from bot.usecases.alerts import AlertsOutcome, AlertView
 from bot.usecases.audit_trail import record_alone
 from bot.usecases.auto_rollback import SYSTEM_ACTOR
 from bot.usecases.auto_rollback import sweep as auto_rollback_sweep
 from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.dispatch import Handlers
 from bot.usecases.home import HomeView, home_view
+from bot.usecases.outbox import CardSpot, Delivered
 from bot.usecases.pagerduty import receive as pagerduty_receive
 from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import bootstrap
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Deps, Context, c.Command], Reply]
-HANDLERS: dict[type[c.Command], Handler] = {
-    c.Help: queries.help_,  # type: ignore[dict-item]
-    c.ListModels: queries.list_models,  # type: ignore[dict-item]
-    c.Versions: queries.versions,  # type: ignore[dict-item]
-    c.Status: queries.status,  # type: ignore[dict-item]
-    c.History: queries.history,  # type: ignore[dict-item]
-    c.Requests: queries.requests,  # type: ignore[dict-item]
-    c.Whoami: queries.whoami,  # type: ignore[dict-item]
-    c.Promote: changes.promote,  # type: ignore[dict-item]
-    c.Rollback: changes.rollback,  # type: ignore[dict-item]
-    c.Approve: decisions.approve,  # type: ignore[dict-item]
-    c.Reject: decisions.reject,  # type: ignore[dict-item]
-    c.Resync: drift.resync,  # type: ignore[dict-item]
-    c.Cancel: decisions.cancel,  # type: ignore[dict-item]
-    c.Review: decisions.review,  # type: ignore[dict-item]
-    c.Freeze: freezes.freeze,  # type: ignore[dict-item]
-    c.Unfreeze: freezes.unfreeze,  # type: ignore[dict-item]
-    c.Explain: postmortem.explain,  # type: ignore[dict-item]
-    c.Smoke: smoke.smoke,  # type: ignore[dict-item]
-}
+HANDLERS = (
+    Handlers()
+    .register(c.Help, queries.help_)
+    .register(c.ListModels, queries.list_models)
+    .register(c.Versions, queries.versions)
+    .register(c.Status, queries.status)
+    .register(c.History, queries.history)
+    .register(c.Requests, queries.requests)
+    .register(c.Whoami, queries.whoami)
+    .register(c.Promote, changes.promote)
+    .register(c.Rollback, changes.rollback)
+    .register(c.Approve, decisions.approve)
+    .register(c.Reject, decisions.reject)
+    .register(c.Resync, drift.resync)
+    .register(c.Cancel, decisions.cancel)
+    .register(c.Review, decisions.review)
+    .register(c.Freeze, freezes.freeze)
+    .register(c.Unfreeze, freezes.unfreeze)
+    .register(c.Explain, postmortem.explain)
+    .register(c.Smoke, smoke.smoke)
+)
 
 
 class Service:
@@ -77,7 +86,7 @@ class Service:
                 model = command.model or self._model_of_request(command)
                 record_alone(self.deps, ctx, command.ACTION, "denied", model=model, rule=decision.rule)
                 raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
-            return HANDLERS[type(command)](self.deps, ctx, command)
+            return HANDLERS.handler_for(command)(self.deps, ctx, command)
         except ModelbotError as exc:
             return Reply(texts.error(exc), ok=False)
         except Exception as exc:
@@ -104,9 +113,10 @@ class Service:
         if ctx.actor.user_id == SYSTEM_ACTOR:  # the bot itself acts only through its own sweep
             return Decision(False, "system-actor", alert_texts.SYSTEM_ACTOR_REFUSED, ())
         try:
+            action = command.ACTION
             if isinstance(command, c.Cancel):  # whoever may make the change may withdraw it (if they asked for it)
-                return self.deps.policy.decide(ctx.actor, self._action_of_request(command.request_id), command.model)
-            return self.deps.policy.decide(ctx.actor, command.ACTION, command.model)
+                action = c.cancel_permission(self._action_of_request(command.request_id))
+            return self.deps.policy.decide(ctx.actor, action, command.model)
         except Exception:  # an exception while deciding means deny
             log.exception("policy evaluation failed")
             return Decision(False, "policy-error", texts.POLICY_ERROR, ())
@@ -159,10 +169,10 @@ class Service:
             req = uow.requests.get(request_id)
         return req.model if req else None
 
-    def _action_of_request(self, request_id: int) -> str:
+    def _action_of_request(self, request_id: int) -> str | None:
         with self.deps.db.uow(readonly=True) as uow:
             req = uow.requests.get(request_id)
-        return req.action if req is not None else "rollback"  # unknown ids are refused by the use case
+        return req.action if req is not None else None
 
     def card(self, request_id: int) -> CardView:
         """The approval card's view model, for front ends that render one (Slack)."""
@@ -171,6 +181,96 @@ class Service:
     def home(self, viewer: Identity) -> HomeView:
         """The Home tab's view model (read-only; shown to whoever the policy lets see `/model requests`)."""
         return home_view(self.deps, viewer)
+
+    # --- for front ends: everything they need of the bot's state goes through these (never the store itself)
+
+    def now(self) -> datetime:
+        """The bot's clock (aware UTC)."""
+        return self.deps.clock()
+
+    @property
+    def heartbeat_s(self) -> float:
+        """How often a running rollout renews its fleet lease: `serve` sweeps for dead rollouts as often."""
+        return self.deps.heartbeat_s
+
+    def parse(self, text: str) -> c.Command:
+        """`/model ...` text as a command against the configured models (raises UsageError), e.g. to open a form
+        before the command itself goes through `handle_text`."""
+        return parsing.parse(text, tuple(self.deps.settings.models))
+
+    def policy_members(self) -> Collection[str]:
+        """The user and user-group IDs the policy names."""
+        return self.deps.policy.members
+
+    def claim_outbox(self) -> list[OutboxMessage]:
+        """Lease the oldest due outbox message of every channel to this process (bot/usecases/outbox.py)."""
+        return outbox_book.claim_due(self.deps)
+
+    def outbox_delivered(self, message: OutboxMessage, delivered: Delivered) -> None:
+        """Settle a delivered (or abandoned) message with what the delivery taught, in one transaction."""
+        outbox_book.record_delivered(self.deps, message, delivered)
+
+    def outbox_retry(self, message: OutboxMessage, error: str, delay_s: float) -> None:
+        """A failed delivery attempt: try again in `delay_s`."""
+        outbox_book.retry_later(self.deps, message, error, delay_s)
+
+    def outbox_give_up(self, message: OutboxMessage, error: str) -> None:
+        """Never deliver this message."""
+        outbox_book.give_up(self.deps, message, error)
+
+    def card_location(self, request_id: int) -> tuple[str, str] | None:
+        """(channel, ts) of a request's card, None before its first post."""
+        return outbox_book.card_location(self.deps, request_id)
+
+    def find_card(self, request_id: int | None, model: str | None) -> CardSpot:
+        """A rollout's request (given, else `model`'s open one) and where its card is."""
+        return outbox_book.find_card(self.deps, request_id, model)
+
+    def queue_card_correction(self, request_id: int, channel: str, delay_s: float) -> None:
+        """Queue a re-render of the card from the database, due in `delay_s`."""
+        outbox_book.queue_card_correction(self.deps, request_id, channel, delay_s)
+
+    def card_thread(self, request_id: int | None, model: str | None) -> ProgressSink:
+        """A progress sink queueing the card-thread replies of a rollout (started, each phase it is told of)."""
+        return outbox_book.CardThread(self.deps, request_id, model)
+
+    def approvers_to_dm(self, request: ChangeRequest) -> tuple[str, ...]:
+        """The approvers (people) to DM about a pending request whose model says `notify_approvers: dm`."""
+        if request.state is not RequestState.PENDING:
+            return ()
+        if not routing.notifies_approvers_by_dm(self.deps, request.model):
+            return ()
+        return routing.approver_users(self.deps, request)
+
+    def card_undeliverable(self, request_id: int, channels: tuple[str, ...], error: str) -> None:
+        """Audit that a request's card could be posted nowhere (the requester was told why)."""
+        routing.record_card_undeliverable(self.deps, request_id, channels, error)
+
+    def approver_dm_failed(self, request_id: int, user: str, error: str) -> None:
+        """Audit that an approver could not be sent their DM."""
+        routing.record_dm_failed(self.deps, request_id, user, error)
+
+    # --- scrape-time reads of /metrics (bot/usecases/gauges.py; each fails on its own)
+
+    def outbox_pending(self) -> int:
+        """Outbox messages neither delivered nor given up."""
+        return scrape.outbox_pending(self.deps)
+
+    def outbox_oldest_age_s(self) -> float | None:
+        """Age of the oldest pending outbox message (None: nothing pending)."""
+        return scrape.outbox_oldest_age_s(self.deps)
+
+    def approvals_pending(self) -> dict[str, int]:
+        """PENDING requests by action."""
+        return scrape.approvals_pending(self.deps)
+
+    def retro_reviews_open(self) -> int:
+        """Finished emergencies not acknowledged yet."""
+        return scrape.retro_reviews_open(self.deps)
+
+    def drifted(self) -> dict[str, list[str]]:
+        """Model -> the replicas of its open drift episode."""
+        return scrape.drifted(self.deps)
 
 
 def _is_database_error(exc: Exception) -> bool:

@@ -15,6 +15,7 @@ from bot.core.policy import Policy
 from bot.core.ports import Fleet, VersionCatalog
 from bot.policy_file import load_policy_file
 from bot.service import Service
+from bot.serving.config_proto import read_model_config_file
 from bot.serving.discovery import LocalCatalog
 from bot.serving.fleet import GrpcFleet
 from bot.settings import DEFAULT_DATABASE_URL, DEFAULT_PERMISSIONS, Settings, load_settings
@@ -88,6 +89,7 @@ def build_bot(
         catalog=catalog,
         clock=clock,
         holder=holder,
+        read_model_config=read_model_config_file,
         retro_review_within=retro_review_within,
         freeze_windows=freeze_windows,
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 FIRING, RESOLVED = "firing", "resolved"
+NEW, REPEAT, RESOLVED_NOW = "new", "repeat", "resolved"  # what recording a notification did
 
 
 class AutoState(StrEnum):

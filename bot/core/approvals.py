@@ -17,7 +17,7 @@ from enum import StrEnum
 from bot.core.commands import format_request_id
 from bot.core.errors import Conflict, PermissionDenied, UsageError
 from bot.core.fleet import Outcome
-from bot.core.policy import Decision, Identity
+from bot.core.policy import ApprovalRule, Decision, Identity
 
 
 class RequestState(StrEnum):
@@ -153,66 +153,103 @@ def change_digest(  # noqa: PLR0917 - the six parts of a change, in the order th
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class ChangePlan:
+    """What a request asks for: `action` on `model` from -> to under `label`, bound to the desired state it was
+    computed from (`label_map`, `generation`), with the plan summary and signature check shown on its card."""
+
+    action: str  # "rollback" | "promote"
+    model: str
+    from_version: int | None
+    to_version: int
+    label: str
+    label_map: Mapping[str, int]
+    generation: int
+    emergency: bool = False
+    summary: str = ""  # human summary of the rollout plan
+    signature_note: str = ""
+
+    @property
+    def digest(self) -> str:
+        return change_digest(
+            self.model, self.from_version, self.to_version, self.label, self.label_map, self.generation
+        )
+
+
 def new_request(
-    *,
-    action: str,
-    model: str,
-    from_version: int | None,
-    to_version: int,
-    label: str,
-    reason: str,
+    plan: ChangePlan,
+    rule: ApprovalRule,
     requester: Identity | str,
     now: datetime,
+    reason: str,
+    *,
     ttl: timedelta,
-    required_approvals: int,
-    approver_roles: frozenset[str],
-    label_map: Mapping[str, int],
-    generation: int,
-    emergency: bool = False,
-    plan_summary: str = "",
-    signature_note: str = "",
     retro_review_within: timedelta = timedelta(hours=24),
 ) -> ChangeRequest:
-    """A PENDING request, or an APPROVED one when no approval is needed (an emergency rollback, or
-    a rule of `approvals: 0`). A rollback needs a reason; only a rollback may be an emergency."""
-    if action not in CHANGE_ACTIONS:
-        raise ValueError(f"not a change action: {action!r}")
-    if required_approvals < 0 or to_version < 1 or ttl <= timedelta(0):
+    """A PENDING request under `rule` (the policy's rule, approver roles resolved), expiring after `ttl`; or an
+    APPROVED one when no approval is needed (an emergency rollback, due for retro-review within
+    `retro_review_within`, or a rule of `approvals: 0`). A rollback needs a reason; only a rollback may be an
+    emergency."""
+    if plan.action not in CHANGE_ACTIONS:
+        raise ValueError(f"not a change action: {plan.action!r}")
+    if rule.approvals < 0 or plan.to_version < 1 or ttl <= timedelta(0):
         raise ValueError("required_approvals >= 0, to_version >= 1 and a positive ttl are needed")
     user = requester if isinstance(requester, Identity) else Identity(requester)
     if user.is_bot or not user.user_id:
         raise PermissionDenied("bots-never-act: a bot may not request a change", rule="bots-never-act")
-    if action == "rollback" and not reason.strip():
+    if plan.action == "rollback" and not reason.strip():
         raise UsageError('a rollback needs a reason: add --reason "what is wrong" (an incident id helps)')
-    if emergency and action != "rollback":
+    if plan.emergency and plan.action != "rollback":
         raise UsageError("only a rollback can be an emergency")
-    required = 0 if emergency else required_approvals
+    required = 0 if plan.emergency else rule.approvals
     request = ChangeRequest(
         id=0,
-        action=action,
-        model=model,
-        from_version=from_version,
-        to_version=to_version,
-        label=label,
+        action=plan.action,
+        model=plan.model,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        label=plan.label,
         reason=reason.strip(),
         requester=user.user_id,
         created_at=now,
         expires_at=now + ttl,
         required_approvals=required,
-        approver_roles=frozenset(approver_roles),
-        digest=change_digest(model, from_version, to_version, label, label_map, generation),
-        model_generation=generation,
-        emergency=emergency,
-        dry_run_plan=plan_summary,
-        extra={"signature_note": signature_note} if signature_note else {},
+        approver_roles=frozenset(rule.approver_roles or ()),
+        digest=plan.digest,
+        model_generation=plan.generation,
+        emergency=plan.emergency,
+        dry_run_plan=plan.summary,
+        extra={"signature_note": plan.signature_note} if plan.signature_note else {},
     )
     if required > 0:
         return request
-    if emergency:
+    if plan.emergency:
         review = RetroReview(due=now + retro_review_within)
         request = replace(request, extra={**request.extra, RETRO_REVIEW: review.as_extra()})
-    why = "emergency rollback: no second approver needed" if emergency else "the policy requires no approver"
+    why = "emergency rollback: no second approver needed" if plan.emergency else "the policy requires no approver"
     return replace(request, state=RequestState.APPROVED, decided_by=user.user_id, decision_reason=why)
+
+
+def rule_of(req: ChangeRequest) -> ApprovalRule:
+    """The approval rule `req` was opened under (its approvals and approver roles), to check an approver against."""
+    return ApprovalRule(req.required_approvals, req.approver_roles or None)
+
+
+def two_person_rule_excludes(req: ChangeRequest, user_id: str) -> bool:
+    """The two-person rule: the requester never approves (nor reviews) their own change."""
+    return user_id == req.requester
+
+
+def has_quorum(req: ChangeRequest) -> bool:
+    """Enough distinct approvers other than the requester agreed."""
+    approvers = {a.user_id for a in req.approvals if not two_person_rule_excludes(req, a.user_id)}
+    return len(approvers) >= req.required_approvals
+
+
+def approval_retries_rollout(req: ChangeRequest, approver: Identity) -> bool:
+    """Waiting for the fleet: a request is only left APPROVED (un-executed) when the fleet was busy, so an
+    approval of it by someone other than the requester records nothing and retries its rollout instead."""
+    return req.state is RequestState.APPROVED and not two_person_rule_excludes(req, approver.user_id)
 
 
 def approve(req: ChangeRequest, approver: Identity, can_approve: Decision, now: datetime) -> ChangeRequest:
@@ -223,8 +260,8 @@ def approve(req: ChangeRequest, approver: Identity, can_approve: Decision, now: 
     _require_unexpired(req, now)
     if approver.is_bot or not approver.user_id:
         raise PermissionDenied(f"bots-never-act: {approver.user_id or 'a bot'} may not approve {rid}", "bots-never-act")
-    if approver.user_id == req.requester:
-        others = tuple(w for w in can_approve.who_can if w != req.requester)
+    if two_person_rule_excludes(req, approver.user_id):
+        others = tuple(w for w in can_approve.who_can if not two_person_rule_excludes(req, w))
         raise PermissionDenied(
             f"two-person rule: you requested {rid}, so someone else must approve it", TWO_PERSON, others
         )
@@ -233,7 +270,7 @@ def approve(req: ChangeRequest, approver: Identity, can_approve: Decision, now: 
     if not can_approve.allowed:
         raise PermissionDenied(can_approve.reason, can_approve.rule, can_approve.who_can)
     approved = replace(req, approvals=(*req.approvals, Approval(approver.user_id, now)))
-    if not _has_quorum(approved):
+    if not has_quorum(approved):
         return approved
     return replace(approved, state=RequestState.APPROVED, decided_by=approver.user_id)
 
@@ -263,7 +300,7 @@ def acknowledge(req: ChangeRequest, approver: Identity, can_approve: Decision, n
         raise Conflict(f"{rid} has not finished yet; review it once it has")
     if approver.is_bot or not approver.user_id:
         raise PermissionDenied(f"bots-never-act: {approver.user_id or 'a bot'} may not review {rid}", "bots-never-act")
-    if approver.user_id == req.requester:
+    if two_person_rule_excludes(req, approver.user_id):
         raise PermissionDenied(f"two-person rule: you ran emergency {rid}, so someone else must review it", TWO_PERSON)
     if not can_approve.allowed:
         raise PermissionDenied(can_approve.reason, can_approve.rule, can_approve.who_can)
@@ -302,7 +339,7 @@ def start_execution(req: ChangeRequest, live_digest: str, now: datetime) -> Chan
     rid = format_request_id(req.id)
     _require(req, (RequestState.APPROVED,), "execute")
     _require_unexpired(req, now)
-    if not _has_quorum(req):  # unreachable through approve(); guards hand-built or corrupted rows
+    if not has_quorum(req):  # unreachable through approve(); guards hand-built or corrupted rows
         raise Conflict(f"cannot execute {rid}: it lacks {req.required_approvals} distinct approval(s)")
     if live_digest != req.digest:
         why = f"the desired state of {req.model} changed after {rid} was requested; request it again"
@@ -320,11 +357,6 @@ def finish(req: ChangeRequest, outcome: Outcome) -> ChangeRequest:
     """EXECUTING -> SUCCEEDED | PARTIAL | FAILED."""
     _require(req, (RequestState.EXECUTING,), "finish")
     return replace(req, state=RequestState(outcome.value))
-
-
-def _has_quorum(req: ChangeRequest) -> bool:
-    approvers = {a.user_id for a in req.approvals if a.user_id != req.requester}
-    return len(approvers) >= req.required_approvals
 
 
 def _require(req: ChangeRequest, states: tuple[RequestState, ...], verb: str) -> None:

@@ -180,5 +180,11 @@ CHANGE_ACTIONS = frozenset({"promote", "rollback"})
 ALL_ACTIONS = frozenset([*(cls.ACTION for cls in VERBS.values() if cls.ACTION != CANCEL_ACTION), EMERGENCY_ACTION])
 
 
+def cancel_permission(request_action: str | None) -> str:
+    """The permission `/model cancel` is checked against: the action of the request it withdraws (promote or
+    rollback); `rollback` when the request is unknown (the use case then refuses the id)."""
+    return request_action if request_action is not None else "rollback"
+
+
 def format_request_id(request_id: int) -> str:
     return f"R{request_id}"

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.core.desired import ModelState
 from bot.core.fleet import ReplicaStatus, VersionState
+
+
+@dataclass(frozen=True)
+class Episode:
+    """An open drift episode as stored: the model, since when it drifts, and what differs on each replica."""
+
+    model: str
+    since: datetime
+    replicas: dict[str, list[str]]  # replica -> what differs there
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The rollout plan of DESIGN.md §4, computed purely from the desired state.
 
-A rollout is three successive desired states of one model, each sent whole to every replica:
+A rollout is three successive desired states of one model, each sent whole to every replica. The code names them
+for what they do; DESIGN §4 numbers them (load = phase 1, switch = phase 2, trim = step 4), and users see the names:
   load   - the target added to `specific` (TF Serving loads it at its next filesystem poll);
   switch - the label moved to the target (`routing: labels`, synchronous inside ReloadConfig)
            or every higher version dropped (`routing: latest`, unversioned traffic follows when they unload);

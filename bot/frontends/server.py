@@ -14,14 +14,12 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackClientError
 
-from bot.core.approvals import RequestState
 from bot.core.errors import ModelbotError, StoreUnavailable
 from bot.frontends.http import alerts
 from bot.frontends.http.health import FleetHealth, not_ready
@@ -106,11 +104,11 @@ class Server:
         self.health = FleetHealth(bot.fleet)  # /healthz probes the fleet; /metrics exports its newest findings
         self.metrics = Metrics(
             reads=ScrapeReads(
-                outbox_pending=self._outbox_pending,
-                outbox_oldest_age_s=self._outbox_oldest_age_s,
-                drifted=self._drifted,
-                approvals_pending=self._approvals_pending,
-                retro_reviews_open=self._retro_reviews_open,
+                outbox_pending=bot.service.outbox_pending,
+                outbox_oldest_age_s=bot.service.outbox_oldest_age_s,
+                drifted=bot.service.drifted,
+                approvals_pending=bot.service.approvals_pending,
+                retro_reviews_open=bot.service.retro_reviews_open,
                 reachability=self.health.reachability,
             )
         )
@@ -233,32 +231,13 @@ class Server:
         # The database only: with its schema at head the bot serves incidents even while the fleet is away (/healthz
         # reports the replicas). check_schema, not ping: an empty or half-migrated database answers but fails every
         # command.
+        # The composition's own probe (bot.wiring.Bot), like /healthz's of the fleet: readiness of the adapters.
         reason = not_ready([("database", self.bot.db.check_schema)])
         return Response.text(503, reason) if reason else Response.text(200, "ready")
 
     def _metrics(self, environ: Environ) -> Response:
         body, content_type = self.metrics.exposition(str(environ.get("HTTP_ACCEPT", "")))
         return Response(200, body, content_type)
-
-    def _outbox_pending(self) -> int:
-        with self.bot.db.uow(readonly=True) as uow:
-            return uow.outbox.pending_count()
-
-    def _outbox_oldest_age_s(self) -> float | None:
-        with self.bot.db.uow(readonly=True) as uow:
-            oldest = uow.outbox.oldest_pending_created_at()
-        return None if oldest is None else max(0.0, (self.bot.service.deps.clock() - oldest).total_seconds())
-
-    def _approvals_pending(self) -> dict[str, int]:
-        with self.bot.db.uow(readonly=True) as uow:
-            waiting = [r for r in uow.requests.list_open() if r.state is RequestState.PENDING]
-        return dict(Counter(r.action for r in waiting))
-
-    def _retro_reviews_open(self) -> int:
-        with self.bot.db.uow(readonly=True) as uow:
-            return sum(
-                1 for r in uow.requests.emergencies() if r.retro_review and r.retro_review.open and not r.state.is_open
-            )
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=f"serve-{name}", daemon=True)
@@ -280,14 +259,10 @@ class Server:
             except Exception:  # the database or the fleet may be away for a moment; the next check tries again
                 _log_failure("drift check failed")
 
-    def _drifted(self) -> dict[str, list[str]]:
-        with self.bot.db.uow(readonly=True) as uow:
-            return {model: sorted(e.replicas) for model, e in uow.drift.open_episodes().items()}
-
     def _sweep_dead_rollouts(self) -> None:
         """Rollouts of dead processes are recovered within seconds of their lease lapsing: a fleet must not stay
         split, nor a model blocked, for longer than that."""
-        every = self.bot.service.deps.heartbeat_s
+        every = self.bot.service.heartbeat_s
         while not self._stopping.wait(every):
             try:
                 if self.bot.service.recover():

@@ -1,5 +1,6 @@
 """Executes a `core.rollout.RolloutPlan` on every replica (DESIGN.md §4, reference/tfserving.md §9).
 
+(DESIGN's numbering: pre-flight = step 1, load + smoke = phase 1, switch = phase 2, trim = step 4.)
   pre-flight  target on disk, serving_default compatible (disk), every sent config servable;
   load        target added to `specific`, reload all replicas, poll GetModelStatus until AVAILABLE everywhere;
               the loaded target's served signature checked (GetModelMetadata); skipped when already loaded;

@@ -163,7 +163,7 @@ def encode(array: Array, dtype: str, alias: str, tensor: framework.TensorProto) 
     """Fill `tensor` with `array` as `dtype` (the signature's); a value of the wrong kind is refused."""
     if dtype not in _FIELDS:
         raise _Unusable(f"input {alias!r} is {dtype}, which smoke tests do not support")
-    tensor.dtype = DataType.Value(dtype)  # type: ignore[assignment]
+    tensor.dtype = DataType.Value(dtype)
     for size in array.shape:
         tensor.tensor_shape.dim.add(size=size)
     field = _FIELDS[dtype][0]

@@ -126,7 +126,7 @@ class Steps:
             client.reload(config)
         except ServingError as exc:
             if is_deadline(exc):
-                self.progress.state("switch", client.replica, "reload timed out; verifying")
+                self.progress.state("switch", client.replica, "reload timed out; verifying", finished=True)
                 return
             if exc.code != "FAILED_PRECONDITION" or self.label is None:
                 raise ReplicaFailed("switch", describe(exc)) from None
@@ -134,7 +134,7 @@ class Steps:
             self.await_available(client, None, deadline)
             self.check_served(client)
             self._retry(client, config)
-        self.progress.state("switch", client.replica, "reloaded")
+        self.progress.state("switch", client.replica, "reloaded", finished=True)  # counted: [switch 2/3]
 
     def verify(self, client: ReplicaClient, deadline: Deadline) -> int:
         """Poll GetModelMetadata (by label, or unversioned) until it resolves to the target."""

@@ -11,8 +11,8 @@
 Domain values (bot.core) go in and come out; rows never leave this package.
 """
 
+from bot.core.outbox import OutboxMessage
 from bot.store.database import Database
-from bot.store.outbox import OutboxMessage
 from bot.store.unit_of_work import UnitOfWork
 
 __all__ = ["Database", "OutboxMessage", "UnitOfWork"]

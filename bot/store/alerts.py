@@ -9,13 +9,12 @@ from typing import Any
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from bot.core.alerts import FIRING, RESOLVED, AlertNotice, AutoState, StoredAlert
+from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
 from bot.core.approvals import RequestState
 from bot.core.auto_rollback import StableChange
 from bot.store.tables import alerts, audit_log, operations, requests
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
-NEW, REPEAT, RESOLVED_NOW = "new", "repeat", "resolved"  # what `record` did
 CHANGED_STATES = (RequestState.SUCCEEDED.value, RequestState.PARTIAL.value)
 
 

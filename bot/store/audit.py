@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from bot.core.audit import AuditEntry, VerifyResult, canonical_json, normalise_detail, seal, verify_stored
 from bot.store.outbox import OutboxRepository
 from bot.store.tables import AUDIT_HEAD_ID, audit_head, audit_log
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 PAGE = 500  # rows fetched at a time when streaming the whole trail (measured: faster and smaller than 2000)
 

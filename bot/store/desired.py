@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select, update
 
 from bot.core.desired import FleetConfig, ModelState
 from bot.store.tables import desired_meta, desired_models
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 META_ID = 1
 

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 
+from bot.core.drift import Episode
 from bot.store.tables import drift_episodes
-from bot.store.unit_of_work import Tx
-
-
-@dataclass(frozen=True)
-class Episode:
-    model: str
-    since: datetime
-    replicas: dict[str, list[str]]  # replica -> what differs there
+from bot.store.tx import Tx
 
 
 class DriftRepository:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, or_, select, update
 
 from bot.store.tables import FLEET_LOCK_NAME, fleet_lock
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 _ROW = fleet_lock.c.name == FLEET_LOCK_NAME
 # Built once with bound parameters: the lease is renewed every few seconds and taken on every rollout.

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Row, and_, insert, or_, select, update
 
 from bot.core.freeze import ALL_MODELS, Freeze
 from bot.store.tables import freezes
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 
 class FreezeRepository:

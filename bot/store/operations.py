@@ -11,7 +11,7 @@ from sqlalchemy import Row, Select, insert, select, update
 from bot.core.desired import ModelState
 from bot.core.fleet import RolloutResult
 from bot.store.tables import operation_replicas, operations
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 
 class OperationRepository:

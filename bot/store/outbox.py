@@ -19,38 +19,19 @@ A message whose lease expired (its deliverer died) is offered again, so delivery
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, func, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 
+from bot.core.outbox import OutboxMessage
 from bot.store.tables import outbox
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 MAX_ERROR_CHARS = 2000
 # next_attempt_at of a message never tried: due at once, whatever the deliverer's clock says.
 NEW_MESSAGE_DUE = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """One queued Slack message. `payload` is what the front end renders; `key` deduplicates."""
-
-    id: int
-    kind: str  # "audit" | "card" | "incident" | ...
-    channel: str
-    payload: dict[str, Any]
-    created_at: datetime
-    next_attempt_at: datetime
-    attempts: int = 0
-    key: str | None = None
-    last_error: str | None = None
-    last_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    abandoned_at: datetime | None = None
-    response: dict[str, Any] | None = field(default=None, compare=False)
 
 
 _PENDING = and_(outbox.c.delivered_at.is_(None), outbox.c.abandoned_at.is_(None))

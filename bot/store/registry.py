@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store.tables import registry
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 
 class RegistryRepository:

@@ -15,7 +15,7 @@ from bot.core.approvals import OPEN_STATES, Approval, ChangeRequest, RequestStat
 from bot.core.commands import format_request_id
 from bot.core.errors import Conflict, NotFound
 from bot.store.tables import approvals, requests
-from bot.store.unit_of_work import Tx
+from bot.store.tx import Tx
 
 # States in which a request may still time out (EXECUTING never does: the rollout owns it).
 EXPIRABLE_STATES = (RequestState.PENDING.value, RequestState.APPROVED.value)

@@ -2,72 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
-from sqlalchemy import Connection, CursorResult, Executable
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
+from bot.store.alerts import AlertRepository
+from bot.store.audit import AuditRepository
+from bot.store.desired import DesiredRepository
+from bot.store.drift import DriftRepository
+from bot.store.fleet_lock import FleetLockRepository
+from bot.store.freezes import FreezeRepository
+from bot.store.operations import OperationRepository
+from bot.store.outbox import OutboxRepository
+from bot.store.registry import RegistryRepository
+from bot.store.requests import RequestRepository
+from bot.store.tx import Tx
+
 if TYPE_CHECKING:
-    from bot.store.alerts import AlertRepository
-    from bot.store.audit import AuditRepository
     from bot.store.database import Database
-    from bot.store.desired import DesiredRepository
-    from bot.store.drift import DriftRepository
-    from bot.store.fleet_lock import FleetLockRepository
-    from bot.store.freezes import FreezeRepository
-    from bot.store.operations import OperationRepository
-    from bot.store.outbox import OutboxRepository
-    from bot.store.registry import RegistryRepository
-    from bot.store.requests import RequestRepository
-
-
-class Tx:
-    """The open transaction as the repositories see it: execute statements, translate errors.
-
-    Connection and operational errors become StoreUnavailable; IntegrityError is left for the
-    repository to turn into a domain error.
-    """
-
-    def __init__(self, db: Database, conn: Connection) -> None:
-        self.db = db
-        self.conn = conn
-        self.dialect = conn.dialect.name
-
-    def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
-        if self.conn.closed:
-            raise RuntimeError("this unit of work is closed; start a new one")
-        try:
-            return self.conn.execute(statement, params)
-        except sa_exc.IntegrityError:
-            raise
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
-            raise self.db.unavailable(exc) from exc
-        except sa_exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise self.db.unavailable(exc) from exc
-            raise
-
-    def insert_id(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
-        """Execute an INSERT of one row and return its new integer primary key. Passing the values as `params`
-        (with a bare `insert(table)`) keeps the statement cached: no per-call SQL construction."""
-        key = self.execute(statement, params).inserted_primary_key
-        assert key is not None and isinstance(key[0], int)
-        return key[0]
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Run a block in a SAVEPOINT, so an IntegrityError in it leaves the transaction usable
-        (PostgreSQL aborts the whole transaction otherwise)."""
-        nested = self.conn.begin_nested()
-        try:
-            yield
-        except BaseException:
-            nested.rollback()
-            raise
-        nested.commit()
 
 
 class UnitOfWork:
@@ -97,17 +51,6 @@ class UnitOfWork:
         self._entered = False
 
     def __enter__(self) -> Self:
-        from bot.store.alerts import AlertRepository  # noqa: PLC0415 - repositories import this module
-        from bot.store.audit import AuditRepository  # noqa: PLC0415
-        from bot.store.desired import DesiredRepository  # noqa: PLC0415
-        from bot.store.drift import DriftRepository  # noqa: PLC0415
-        from bot.store.fleet_lock import FleetLockRepository  # noqa: PLC0415
-        from bot.store.freezes import FreezeRepository  # noqa: PLC0415
-        from bot.store.operations import OperationRepository  # noqa: PLC0415
-        from bot.store.outbox import OutboxRepository  # noqa: PLC0415
-        from bot.store.registry import RegistryRepository  # noqa: PLC0415
-        from bot.store.requests import RequestRepository  # noqa: PLC0415
-
         if self._entered:
             raise RuntimeError("a unit of work can be entered only once")
         self._entered = True

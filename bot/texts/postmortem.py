@@ -1,5 +1,5 @@
 """One request's story as postmortem evidence: markdown and JSON for `modelbot audit export --request`, and the
-few lines of `/model explain`. The facts come from bot.store.audit_export.RequestStory; only words live here."""
+few lines of `/model explain`. The facts come from bot.core.postmortem.RequestStory; only words live here."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from bot.core.audit import AuditEntry, format_time
 from bot.core.commands import format_request_id as rid
 
-if TYPE_CHECKING:  # texts read the story's fields; they need not import the store
-    from bot.store.audit_export import RequestStory
+if TYPE_CHECKING:  # texts read the story's fields
+    from bot.core.postmortem import RequestStory
 
 NO_ROLES = "no roles"
 

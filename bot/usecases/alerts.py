@@ -16,15 +16,14 @@ from typing import Any
 
 from bot import parsing
 from bot.core import commands as c
-from bot.core.alerts import FIRING, RESOLVED, AlertNotice, AutoState, StoredAlert
+from bot.core.alerts import FIRING, NEW, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
 from bot.core.approvals import ChangeRequest
 from bot.core.errors import NotFound
-from bot.store.alerts import NEW, RESOLVED_NOW
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import commands as command_texts
 from bot.texts import slack as slack_texts
 from bot.usecases.audit_trail import incident_channel, record
 from bot.usecases.context import Deps
+from bot.usecases.ports import UnitOfWork
 from bot.usecases.state import model_state
 
 MAX_FIELD_CHARS = 300

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.approvals import ChangeRequest
+from bot.core.approvals import ChangeRequest, two_person_rule_excludes
 from bot.core.policy import APPROVE, MEMBER_ID
-from bot.store.unit_of_work import UnitOfWork
 from bot.usecases.audit_trail import record
 from bot.usecases.context import Deps
+from bot.usecases.ports import UnitOfWork
 
 DM = "dm"
 CARD_ACTION = "card"  # audit action of delivery trouble with a card (outcome "undeliverable")
@@ -58,7 +58,7 @@ def approvers(deps: Deps, request: ChangeRequest) -> tuple[str, ...]:
         member
         for member in deps.policy.who_can(APPROVE)  # roles first, then members not denied `approve`
         if MEMBER_ID.fullmatch(member)
-        and member != request.requester
+        and not two_person_rule_excludes(request, member)
         and deps.policy.members.get(member, frozenset()) & roles
     )
     return tuple(sorted(found, key=lambda m: (m.startswith("S"), m)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.approvals import ChangeRequest
-from bot.store.unit_of_work import UnitOfWork
 from bot.usecases.context import Context, Deps
+from bot.usecases.ports import UnitOfWork
 
 
 def record(

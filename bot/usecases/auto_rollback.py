@@ -23,7 +23,6 @@ from bot.core.auto_rollback import HOUR, Decision, Facts, Hold, Verdict, decide,
 from bot.core.errors import ModelbotError
 from bot.core.policy import Identity
 from bot.settings import AutoRollback
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import alerts as texts
 from bot.usecases.alerts import queue_post
 from bot.usecases.approval_routing import open_card
@@ -32,6 +31,7 @@ from bot.usecases.changes import Proposal, propose
 from bot.usecases.context import Context, Deps
 from bot.usecases.execution import execute
 from bot.usecases.freezes import frozen
+from bot.usecases.ports import UnitOfWork
 from bot.usecases.state import model_state
 
 log = logging.getLogger(__name__)
@@ -200,26 +200,15 @@ def _open(deps: Deps, alert: StoredAlert, proposal: Proposal) -> ChangeRequest |
 
 
 def _request(deps: Deps, alert: StoredAlert, proposal: Proposal) -> ChangeRequest:
-    plan = proposal.plan
-    rule = deps.policy.approval_rule(alert.model, "rollback")
+    rule = deps.policy.approval_rule(alert.model, "rollback")  # an emergency: its approver roles review it
     request = approvals.new_request(
-        action="rollback",
-        model=alert.model,
-        from_version=plan.from_version,
-        to_version=plan.spec.to_version,
-        label=plan.spec.label,
-        reason=texts.auto_reason(alert.alertname, alert.notice.summary)[:500],
-        requester=Identity(SYSTEM_ACTOR),
-        now=deps.clock(),
+        proposal.change_plan("rollback", emergency=True),
+        rule,
+        Identity(SYSTEM_ACTOR),
+        deps.clock(),
+        texts.auto_reason(alert.alertname, alert.notice.summary)[:500],
         ttl=max(deps.policy.approval_ttl, timedelta(minutes=1)),
-        required_approvals=0,
-        approver_roles=frozenset(rule.approver_roles or ()),
-        label_map=plan.before.label_map(),
-        generation=plan.before.generation,
-        emergency=True,
-        plan_summary=proposal.summary(),
         retro_review_within=deps.retro_review_within,
-        signature_note=proposal.signature_note,
     )
     return replace(request, extra={**request.extra, "alert": alert.reference(), "automatic": True})
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field, replace
 
 from bot.core import approvals
 from bot.core import commands as c
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.approvals import ChangePlan, ChangeRequest, RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import ChangeSpec, RolloutPlan, Routing, plan_rollout
 from bot.core.signatures import compatibility_problems
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.approval_routing import open_card
 from bot.usecases.audit_trail import notify_card, record
@@ -21,6 +20,7 @@ from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due
 from bot.usecases.execution import execute
 from bot.usecases.freezes import refuse_if_frozen
+from bot.usecases.ports import UnitOfWork
 from bot.usecases.state import model_state
 
 
@@ -35,6 +35,22 @@ class Proposal:
 
     def summary(self) -> str:
         return texts.resync_summary(self.plan, self.drifted) if self.drifted else texts.plan_summary(self.plan)
+
+    def change_plan(self, action: str, *, emergency: bool) -> ChangePlan:
+        """What a request for this change is bound to (the desired state it was planned from) and shows."""
+        plan = self.plan
+        return ChangePlan(
+            action=action,
+            model=plan.spec.model,
+            from_version=plan.from_version,
+            to_version=plan.spec.to_version,
+            label=plan.spec.label,
+            label_map=plan.before.label_map(),
+            generation=plan.before.generation,
+            emergency=emergency,
+            summary=self.summary(),
+            signature_note=self.signature_note,
+        )
 
 
 def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
@@ -134,25 +150,9 @@ def _change(
         return Reply(texts.dry_run(action, proposal, rule))
     expire_due(deps)
     now = deps.clock()
-    plan = proposal.plan
+    change = proposal.change_plan(action, emergency=emergency)
     request = approvals.new_request(
-        action=action,
-        model=model,
-        from_version=plan.from_version,
-        to_version=version,
-        label=label,
-        reason=reason,
-        requester=ctx.actor,
-        now=now,
-        ttl=deps.policy.approval_ttl,
-        required_approvals=0 if emergency else rule.approvals,
-        approver_roles=frozenset(rule.approver_roles or ()),
-        label_map=plan.before.label_map(),
-        generation=plan.before.generation,
-        emergency=emergency,
-        plan_summary=proposal.summary(),
-        retro_review_within=deps.retro_review_within,
-        signature_note=proposal.signature_note,
+        change, rule, ctx.actor, now, reason, ttl=deps.policy.approval_ttl, retro_review_within=deps.retro_review_within
     )
     if ctx.alert:  # requested from an alert's post: the request and its audit rows keep the alert
         request = replace(request, extra={**request.extra, "alert": dict(ctx.alert)})

@@ -12,7 +12,7 @@ from bot.core.freeze import FreezeWindow
 from bot.core.policy import Identity, Policy
 from bot.core.ports import Fleet, VersionCatalog
 from bot.settings import Settings
-from bot.store.database import Database
+from bot.usecases.ports import ModelConfigReader, Store
 
 
 @dataclass(frozen=True)
@@ -64,15 +64,16 @@ class Running:
 
 @dataclass
 class Deps:
-    """Collaborators built once by bot.wiring."""
+    """Collaborators built once by bot.wiring (the store and the config-file reader through bot.usecases.ports)."""
 
     settings: Settings
     policy: Policy
-    db: Database
+    db: Store
     fleet: Fleet
     catalog: VersionCatalog
     clock: Callable[[], datetime]
     holder: str  # this process's name in the fleet lock (unique per process start: see wiring.process_holder)
+    read_model_config: ModelConfigReader  # bootstrap adopts the fleet's model_config_file (bot.serving.config_proto)
     lock_wait_s: float = 30.0
     finish_retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # tests set () to fail fast
     lease_s: float = 15.0  # a holder that has not renewed for this long is dead: its rollout is recovered

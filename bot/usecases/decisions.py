@@ -9,12 +9,11 @@ from bot.core import approvals
 from bot.core import commands as c
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import Conflict, ModelbotError, NotFound
-from bot.core.policy import ApprovalRule
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.execution import Claim, execute, try_claim
+from bot.usecases.ports import UnitOfWork
 
 REMINDER_EVERY = timedelta(hours=1)  # an overdue retro-review is reminded at most this often
 CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
@@ -59,8 +58,8 @@ def review(deps: Deps, ctx: Context, cmd: c.Review) -> Reply:
     """An approver acknowledges an emergency's retro-review (never the person who ran it)."""
 
     def step(req: ChangeRequest) -> ChangeRequest:
-        rule = ApprovalRule(1, req.approver_roles or None)
-        return approvals.acknowledge(req, ctx.actor, deps.policy.can_approve(ctx.actor, rule), deps.clock())
+        can = deps.policy.can_approve(ctx.actor, approvals.rule_of(req))  # holds one of its approver roles
+        return approvals.acknowledge(req, ctx.actor, can, deps.clock())
 
     decided = _decide(deps, ctx, cmd.request_id, "review", step, outcome="acknowledged")
     return Reply(texts.review_acknowledged(decided), public=True, request_id=decided.id)
@@ -88,8 +87,7 @@ def remind_retro_reviews(deps: Deps) -> int:
 
 def _approve_step(deps: Deps, ctx: Context) -> Step:
     def step(req: ChangeRequest) -> ChangeRequest:
-        rule = ApprovalRule(req.required_approvals, req.approver_roles or None)
-        can = deps.policy.can_approve(ctx.actor, rule)
+        can = deps.policy.can_approve(ctx.actor, approvals.rule_of(req))
         return approvals.approve(req, ctx.actor, can, deps.clock())
 
     return step
@@ -120,7 +118,7 @@ def _decide(
                 _store(uow, deps, None, expired, req.version, action="expire", outcome="expired")
                 uow.commit()
                 raise Conflict(texts.request_expired(expired))
-            if action == "approve" and _waiting_for_fleet(req, ctx):
+            if action == "approve" and approvals.approval_retries_rollout(req, ctx.actor):
                 if then is not None:
                     then(uow, req)
                 uow.commit()
@@ -152,11 +150,6 @@ def _store(
     card = uow.requests.get_card(stored.id)
     notify_card(uow, stored, card[0] if card else None)
     return stored
-
-
-def _waiting_for_fleet(req: ChangeRequest, ctx: Context) -> bool:
-    """An APPROVED request is only left un-executed when the fleet was busy; another approver may retry it."""
-    return req.state is RequestState.APPROVED and req.requester != ctx.actor.user_id
 
 
 def expire_due(deps: Deps) -> list[ChangeRequest]:

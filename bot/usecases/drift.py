@@ -19,11 +19,11 @@ from bot.core.drift import ModelDrift, model_drift
 from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult
 from bot.core.rollout import Routing
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases import lease
 from bot.usecases.audit_trail import incident_channel, record
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.ports import UnitOfWork
 from bot.usecases.recovery import recover_interrupted
 from bot.usecases.state import fleet_config
 

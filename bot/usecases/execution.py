@@ -15,12 +15,12 @@ from bot.core.errors import Conflict, ModelbotError, NotFound, StoreUnavailable
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.logging_setup import bound_context
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases import lease
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.freezes import frozen, refuse_if_frozen
+from bot.usecases.ports import UnitOfWork
 from bot.usecases.recovery import recover_interrupted
 from bot.usecases.smoke import golden_request
 from bot.usecases.state import model_state

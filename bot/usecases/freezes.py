@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from bot.core import commands as c
 from bot.core.errors import Conflict
 from bot.core.freeze import ALL_MODELS, Freeze, scheduled
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import record
 from bot.usecases.context import Context, Deps, Reply
+from bot.usecases.ports import UnitOfWork
 
 
 def freeze(deps: Deps, ctx: Context, cmd: c.Freeze) -> Reply:

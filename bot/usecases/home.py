@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.core import approvals
 from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.drift import Episode
 from bot.core.freeze import Freeze
-from bot.core.policy import ApprovalRule, Identity
-from bot.store.drift import Episode
+from bot.core.policy import Identity
 from bot.usecases.context import Deps
 from bot.usecases.freezes import frozen
 
@@ -56,13 +57,16 @@ def home_view(deps: Deps, viewer: Identity) -> HomeView:
 
 def _may_decide(deps: Deps, viewer: Identity, req: ChangeRequest) -> bool:
     """Buttons only where a click could count: PENDING, not their own, an approver of this change."""
-    if req.state is not RequestState.PENDING or req.requester == viewer.user_id or req.approved_by(viewer.user_id):
+    if (
+        req.state is not RequestState.PENDING
+        or approvals.two_person_rule_excludes(req, viewer.user_id)
+        or req.approved_by(viewer.user_id)
+    ):
         return False
-    rule = ApprovalRule(req.required_approvals, req.approver_roles or None)
-    return deps.policy.can_approve(viewer, rule).allowed
+    return deps.policy.can_approve(viewer, approvals.rule_of(req)).allowed
 
 
 def _may_acknowledge(deps: Deps, viewer: Identity, req: ChangeRequest) -> bool:
-    if req.requester == viewer.user_id:
+    if approvals.two_person_rule_excludes(req, viewer.user_id):
         return False
-    return deps.policy.can_approve(viewer, ApprovalRule(1, req.approver_roles or None)).allowed
+    return deps.policy.can_approve(viewer, approvals.rule_of(req)).allowed

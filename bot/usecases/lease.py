@@ -14,9 +14,9 @@ import threading
 from datetime import timedelta
 
 from bot.core.errors import Conflict, StoreUnavailable
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import replies as texts
 from bot.usecases.context import Deps
+from bot.usecases.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ import logging
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
 from bot.core.errors import NotFound, ServingError
 from bot.core.rollout import Routing
-from bot.serving.config_proto import read_model_config_file
-from bot.store.unit_of_work import UnitOfWork
 from bot.usecases.context import Deps
+from bot.usecases.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def bootstrap(deps: Deps) -> FleetConfig:
 def _discover(deps: Deps) -> tuple[FleetConfig, str]:
     path = deps.settings.serving.model_config_file
     if path is not None and path.exists():
-        return read_model_config_file(path), str(path)
+        return deps.read_model_config(path), str(path)
     models = []
     for name, settings in sorted(deps.settings.models.items()):
         try:

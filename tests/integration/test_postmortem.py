@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.core.audit import AuditEntry
-from bot.store.audit_export import RequestStory
+from bot.core.postmortem import RequestStory
 from bot.texts import postmortem
 from bot.usecases.postmortem import load_story
 from tests.service_harness import ALICE, BOB, Harness, make_harness

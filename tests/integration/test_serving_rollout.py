@@ -59,6 +59,8 @@ def test_cold_rollback_by_label(rig: Rig) -> None:
     assert all(r.ok and r.served_version == 1 for r in result.replicas)
     verified = [e for e in rig.events if e.phase == "verify" and e.state == "verified"]
     assert sorted(e.replica for e in verified) == sorted(rig.dev.targets)
+    switched = [e.done for e in rig.events if e.phase == "switch" and e.state == "reloaded"]
+    assert switched == list(range(1, len(rig.dev.targets) + 1))  # progress counts replicas as they switch
 
 
 def test_warm_rollback_is_one_reload_round_and_one_verification_round(rig: Rig, calls: Counter[str]) -> None:

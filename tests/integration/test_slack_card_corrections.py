@@ -13,11 +13,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from bot.core.fleet import ProgressEvent
+from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.delivery import LATE_LANDING_S
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.progress import LiveCard
 from bot.frontends.slack.ratelimit import RateGate
-from bot.store.outbox import OutboxMessage
 from tests.service_harness import ALICE, BOB, Harness, make_harness
 
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'

@@ -42,7 +42,21 @@ def _request(**changes: Any) -> ChangeRequest:
         "generation": 7,
     }
     args.update(changes)
-    return replace(ap.new_request(**args), id=7)
+    plan = ap.ChangePlan(
+        action=args["action"],
+        model=args["model"],
+        from_version=args["from_version"],
+        to_version=args["to_version"],
+        label=args["label"],
+        label_map=args["label_map"],
+        generation=args["generation"],
+        emergency=args.get("emergency", False),
+        summary=args.get("plan_summary", ""),
+        signature_note=args.get("signature_note", ""),
+    )
+    rule = ApprovalRule(args["required_approvals"], args["approver_roles"])
+    request = ap.new_request(plan, rule, args["requester"], args["now"], args["reason"], ttl=args["ttl"])
+    return replace(request, id=7)
 
 
 # --- digest and creation

@@ -11,10 +11,10 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
+from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.delivery import LATE_LANDING_S, CardUpdateInDoubt, Delivery, classify, may_land_late
 from bot.frontends.slack.ratelimit import DEFAULT_HOLD_S, RateGate, RateHeld
 from bot.service import Service
-from bot.store.outbox import OutboxMessage
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -42,7 +42,7 @@ def model_status(
     response = tfs_apis_pb2.GetModelStatusResponse()
     for state in states:
         entry = response.model_version_status.add(version=state.version, state=int(state.state))
-        entry.status.error_code = state.health.code  # type: ignore[assignment]
+        entry.status.error_code = state.health.code
         if not state.health.ok:
             entry.status.error_message = state.health.message
     return response

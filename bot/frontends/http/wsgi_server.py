@@ -27,7 +27,7 @@ SOCKET_TIMEOUT_S = 30  # a client that sends nothing for this long is dropped (s
 WORKER_THREAD_PREFIX = "CP Server"  # cheroot names its worker threads "CP Server Thread-N"
 
 
-class _Server(wsgi.Server):  # type: ignore[misc]  # cheroot is untyped (Any base)
+class _Server(wsgi.Server):
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         # Tracebacks here come from a broken connection or a client's bad request, which the router never sees;
         # their text can hold request bytes, so only the message is logged.

@@ -10,7 +10,6 @@ and whether they may is decided later, from the signed payload, by the service.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -30,7 +29,6 @@ from bot.core.alerts import AutoState
 from bot.frontends.slack.blocks import Message
 from bot.frontends.slack.mrkdwn import clip, escape
 from bot.frontends.slack.ratelimit import RateGate
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import alerts as texts
 from bot.usecases.alerts import POST_KIND, AlertView
 
@@ -38,8 +36,6 @@ ROLLBACK_ACTION, PICK_ACTION = "alert_rollback", "alert_rollback_pick"
 KIND = POST_KIND
 SECTION_CHARS, CONTEXT_CHARS, FALLBACK_CHARS, OPTION_CHARS = 3000, 2000, 3000, 75
 GONE = frozenset({"message_not_found", "cant_update_message"})
-
-Remember = Callable[[UnitOfWork], None]
 
 
 def action_value(alert_id: int, version: int) -> str:
@@ -113,9 +109,12 @@ def _context(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=clip(text, CONTEXT_CHARS))])
 
 
-def deliver(client: WebClient, gate: RateGate, view: AlertView, channel: str) -> tuple[dict[str, Any], Remember | None]:
+def deliver(
+    client: WebClient, gate: RateGate, view: AlertView, channel: str
+) -> tuple[dict[str, Any], tuple[int, str, str] | None]:
     """Post the alert's post, or update it in place when it was posted already (posted again if someone deleted
-    it). Returns Slack's (channel, ts) and, after a first post, what to remember in the delivery's transaction."""
+    it). Returns Slack's (channel, ts) and, after a first post, the (alert id, channel, ts) to remember in the
+    delivery's transaction."""
     message = render(view)
     if view.alert.post is not None:
         where, ts = view.alert.post
@@ -130,9 +129,5 @@ def deliver(client: WebClient, gate: RateGate, view: AlertView, channel: str) ->
         response = client.chat_postMessage(
             channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
         )
-    where, ts, alert_id = str(response["channel"]), str(response["ts"]), view.alert.id
-
-    def remember(uow: UnitOfWork) -> None:
-        uow.alerts.set_post(alert_id, where, ts)
-
-    return {"channel": where, "ts": ts}, remember
+    where, ts = str(response["channel"]), str(response["ts"])
+    return {"channel": where, "ts": ts}, (view.alert.id, where, ts)

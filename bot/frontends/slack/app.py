@@ -117,7 +117,7 @@ def build_app(
         )
     except (BoltError, SlackClientError, OSError) as exc:  # auth.test failed: bad token, or Slack unreachable
         raise ModelbotError(f"Slack did not accept SLACK_BOT_TOKEN at {env.api_url} (auth.test): {exc}") from None
-    directory = Directory(client, policy_groups(service.deps.policy.members))
+    directory = Directory(client, policy_groups(service.policy_members()))
     runtime = Runtime(
         service=service,
         directory=directory,

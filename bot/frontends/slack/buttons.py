@@ -124,9 +124,10 @@ def acknowledge(rt: Runtime, user_id: str, channel: str, command: c.Review, say:
 
 
 def resync(rt: Runtime, user_id: str, channel: str, command: c.Resync, say: Say) -> None:
-    """Re-sync as the clicking user; the result goes to the incident channel, a refusal to them alone."""
+    """Re-sync as the clicking user; they are always told the result (also posted to the incident channel when
+    replicas were re-sent): a click that changes nothing must not look ignored."""
     reply = rt.act(user_id, channel, "resync", say, lambda ctx: rt.service.handle(ctx, command))
-    if reply is not None and not reply.ok:
+    if reply is not None:
         say_safely(say, reply.text)
 
 

@@ -115,7 +115,7 @@ def slack_unescape(text: str) -> str:
 
 def _parsed(rt: Runtime, text: str) -> c.Command | None:
     try:
-        return parsing.parse(text, tuple(rt.service.deps.settings.models))
+        return rt.service.parse(text)
     except UsageError:
         return None  # the service parses again and explains the mistake
 

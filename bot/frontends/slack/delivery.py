@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import http.client
 import urllib.error
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.core.errors import ModelbotError, StoreUnavailable
+from bot.core.outbox import OutboxMessage
 from bot.core.policy import MEMBER_ID
 from bot.frontends.slack import alert_posts
 from bot.frontends.slack.blocks import Message, render_card, render_drift
@@ -34,12 +35,11 @@ from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate, RateHeld, is_rate_limited, retry_after_s
 from bot.frontends.slack.review_blocks import render_reminder
 from bot.frontends.slack.routing import KINDS as ROUTING_KINDS
-from bot.frontends.slack.routing import FollowUp, Router, result_follow_up
+from bot.frontends.slack.routing import Router, result_follow_up
 from bot.service import Service
-from bot.store.outbox import OutboxMessage
-from bot.store.unit_of_work import UnitOfWork
 from bot.texts import slack as texts
 from bot.usecases.cards import CardView
+from bot.usecases.outbox import Delivered
 
 POST_CHARS = 3900
 WHY_CHARS = 500
@@ -71,18 +71,6 @@ class PermanentError(ModelbotError):
     """This message can never be delivered as it is (unknown kind, unknown request)."""
 
 
-@dataclass(frozen=True)
-class Sent:
-    """A delivered message: Slack's (channel, ts), and the card location to remember after a first post."""
-
-    response: dict[str, Any]
-    new_card: tuple[int, str, str] | None = None
-    rendered_version: int | None = None  # the request version the card showed
-    follow_ups: tuple[FollowUp, ...] = ()  # queued in the transaction that records this delivery (routing.py)
-    remember: Callable[[UnitOfWork], None] | None = None  # run in that transaction too (an alert post's ts)
-    abandoned: str | None = None  # posted nowhere, the requester told: settle it as given up, with this error
-
-
 class CardUpdateInDoubt(Exception):
     """A card update got no answer (timeout, dropped connection): Slack may still carry it out, late."""
 
@@ -104,7 +92,7 @@ class Delivery:
         self._gate = gate or RateGate()
         self._router = Router(client, service, self._gate, notices or Notices())
 
-    def send(self, message: OutboxMessage, now: datetime) -> Sent:  # noqa: PLR0911 - one return per kind
+    def send(self, message: OutboxMessage, now: datetime) -> Delivered:  # noqa: PLR0911 - one return per kind
         if message.kind == "audit":
             return self._post(message.channel, audit_text(message.payload))
         if message.kind == "incident" and message.payload.get("review_request_id"):
@@ -112,40 +100,39 @@ class Delivery:
         if message.kind == "incident":
             return self._post(message.channel, clip(escape(str(message.payload.get("text", ""))), POST_CHARS))
         if message.kind in ROUTING_KINDS:
-            return Sent(self._router.send(message))
+            return Delivered(self._router.send(message))
         if message.kind == "card":
             return self._card(message, now)
         if message.kind == alert_posts.KIND:  # an alert's incident post, updated in place (alert_posts.py)
             view = self._service.alert_view(int(message.payload["alert_id"]))  # NotFound: permanent
-            where, remember = alert_posts.deliver(self._client, self._gate, view, message.channel)
-            return Sent(where, remember=remember)
+            where, posted = alert_posts.deliver(self._client, self._gate, view, message.channel)
+            return Delivered(where, alert_post=posted)
         if message.kind == "drift":
             notice = render_drift(str(message.payload.get("model", "")), str(message.payload.get("text", "")))
             with self._gate.guard("chat.postMessage", message.channel):
                 response = self._client.chat_postMessage(
                     channel=message.channel, text=notice.text, blocks=notice.blocks, unfurl_links=False
                 )
-            return Sent({"channel": response["channel"], "ts": response["ts"]})
+            return Delivered({"channel": response["channel"], "ts": response["ts"]})
         raise PermanentError(f"unknown outbox kind {message.kind!r}")
 
-    def _post(self, channel: str, text: str) -> Sent:
+    def _post(self, channel: str, text: str) -> Delivered:
         with self._gate.guard("chat.postMessage", channel):
             response = self._client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
-        return Sent({"channel": response["channel"], "ts": response["ts"]})
+        return Delivered({"channel": response["channel"], "ts": response["ts"]})
 
-    def _card(self, message: OutboxMessage, now: datetime) -> Sent:
+    def _card(self, message: OutboxMessage, now: datetime) -> Delivered:
         request_id = int(message.payload["request_id"])
         card = self._service.card(request_id)  # NotFound is a ModelbotError: permanent
         rendered = render_card(card, now)
-        with self._service.deps.db.uow(readonly=True) as uow:
-            location = uow.requests.get_card(request_id)
+        location = self._service.card_location(request_id)
         if location is not None:
             channel, ts = location
             try:
                 with self._gate.guard("chat.update"):
                     self._client.chat_update(channel=channel, ts=ts, text=rendered.text, blocks=rendered.blocks)
                 done = result_follow_up(card, channel)  # the final per-replica result in the card's thread
-                return Sent({"channel": channel, "ts": ts}, rendered_version=card.request.version, follow_ups=done)
+                return Delivered({"channel": channel, "ts": ts}, rendered_version=card.request.version, follow_ups=done)
             except SlackApiError as exc:
                 if exc.response.get("error") not in CARD_GONE:
                     raise
@@ -155,27 +142,27 @@ class Delivery:
                 raise
         return self._post_card(message, rendered, card)
 
-    def _post_card(self, message: OutboxMessage, rendered: Message, card: CardView) -> Sent:
+    def _post_card(self, message: OutboxMessage, rendered: Message, card: CardView) -> Delivered:
         """The first post (or a re-post of a deleted card): the approval channel, else where it was typed."""
         posted = self._router.first_post(message, rendered.text, rendered.blocks, card)
         if posted.location is None:
-            return Sent(posted.response, abandoned=posted.undeliverable)
+            return Delivered(posted.response, abandoned=posted.undeliverable)
         where, ts = posted.location
-        return Sent(
+        return Delivered(
             posted.response,
             new_card=(card.request.id, where, ts),
             rendered_version=card.request.version,
             follow_ups=posted.follow_ups + result_follow_up(card, where),
         )
 
-    def _reminder(self, message: OutboxMessage) -> Sent:
+    def _reminder(self, message: OutboxMessage) -> Delivered:
         """A retro-review reminder, with the Acknowledge button."""
         reminder = render_reminder(clip(escape(str(message.payload.get("text", ""))), POST_CHARS), message.payload)
         with self._gate.guard("chat.postMessage", message.channel):
             response = self._client.chat_postMessage(
                 channel=message.channel, text=reminder.text, blocks=reminder.blocks, unfurl_links=False
             )
-        return Sent({"channel": response["channel"], "ts": response["ts"]})
+        return Delivered({"channel": response["channel"], "ts": response["ts"]})
 
 
 def audit_text(row: Mapping[str, Any]) -> str:

@@ -16,20 +16,18 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from datetime import timedelta
 
 from slack_sdk import WebClient
 
 from bot.core.errors import StoreUnavailable
+from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.delivery import Delivery, Failure, classify
 from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
 from bot.service import Service
-from bot.store.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
-LEASE = timedelta(minutes=2)
 PERMANENT_ATTEMPTS = 3
 BACKOFF_S = 1.0
 MAX_BACKOFF_S = 300.0
@@ -52,9 +50,6 @@ class OutboxWorker:
         """`gate`: the process's rate-limit gate, shared with live progress (a private one when not given);
         `notices`: the front end's response_urls, to tell a requester privately what delivery found out."""
         self._service = service
-        self._db = service.deps.db
-        self._clock = service.deps.clock
-        self._holder = f"{service.deps.holder}:outbox"
         self._delivery = Delivery(client, service, gate, notices)
         self._poll_s = poll_s
         self._backoff_s = backoff_s
@@ -103,53 +98,29 @@ class OutboxWorker:
             self._wake.clear()
 
     def _claim(self) -> list[OutboxMessage]:
-        with self._db.uow(readonly=True) as uow:
-            if uow.outbox.pending_count() == 0:
-                return []
-        now = self._clock()
-        with self._db.uow() as uow:
-            batch = [m for m in uow.outbox.due(now) if uow.outbox.claim(m.id, self._holder, now, LEASE)]
-            uow.commit()
-        return batch
+        return self._service.claim_outbox()
 
     def _deliver(self, message: OutboxMessage) -> bool:
         try:
-            sent = self._delivery.send(message, self._clock())
+            delivered = self._delivery.send(message, self._service.now())
         except Exception as exc:
             self._failed(message, classify(exc))
             return False
-        with self._db.uow() as uow:
-            if sent.new_card is not None:
-                request_id, channel, ts = sent.new_card
-                uow.requests.set_card(request_id, channel, ts)
-                current = uow.requests.get(request_id)
-                if current is not None and current.version != sent.rendered_version:
-                    # The request moved while its first card was on its way, when no update could be queued.
-                    uow.outbox.enqueue("card", channel, {"request_id": request_id, "state": current.state.value})
-            if sent.remember is not None:  # e.g. where an alert's post went, so later changes update it
-                sent.remember(uow)
-            for follow in sent.follow_ups:  # link-back, approver DMs, thread replies (routing.py)
-                uow.outbox.enqueue(follow.kind, follow.channel, follow.payload, key=follow.key)
-            if sent.abandoned is not None:  # posted nowhere; the requester was told and the audit records it
-                uow.outbox.give_up(message.id, self._clock(), sent.abandoned)
-            else:
-                uow.outbox.mark_delivered(message.id, self._clock(), sent.response)
-            uow.commit()
+        # the card's location (re-queued if its request moved meanwhile), an alert post's ts, follow-ups (routing.py)
+        # and the message settled, in one transaction (bot/usecases/outbox.py)
+        self._service.outbox_delivered(message, delivered)
         return True
 
     def _failed(self, message: OutboxMessage, failure: Failure) -> None:
-        now = self._clock()
         attempts = message.attempts + 1
         where = f"#{message.id} ({message.kind} to {message.channel})"
-        with self._db.uow() as uow:
-            if failure.permanent and attempts >= self._permanent_attempts:
-                log.warning("outbox: gave up on %s after %d attempts: %s", where, attempts, failure.error)
-                uow.outbox.give_up(message.id, now, failure.error)
-            else:
-                delay = self._delay(attempts, failure)
-                log.info("outbox: %s failed (%s); retrying in %.1fs", where, failure.error, delay)
-                uow.outbox.mark_failed(message.id, now, failure.error, now + timedelta(seconds=delay))
-            uow.commit()
+        if failure.permanent and attempts >= self._permanent_attempts:
+            log.warning("outbox: gave up on %s after %d attempts: %s", where, attempts, failure.error)
+            self._service.outbox_give_up(message, failure.error)
+        else:
+            delay = self._delay(attempts, failure)
+            log.info("outbox: %s failed (%s); retrying in %.1fs", where, failure.error, delay)
+            self._service.outbox_retry(message, failure.error, delay)
 
     def _delay(self, attempts: int, failure: Failure) -> float:
         if failure.retry_after_s is not None:

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from slack_sdk import WebClient
 
@@ -103,21 +103,12 @@ class LiveCard:
 
     def _correct_later(self, request_id: int, channel: str) -> None:
         """Queue a re-render of the card from the database, due once the lost update can no longer land."""
-        deps = self._service.deps
         try:
-            with deps.db.uow() as uow:
-                due_at = deps.clock() + timedelta(seconds=LATE_LANDING_S)
-                uow.outbox.enqueue("card", channel, {"request_id": request_id, "reason": "late_landing"}, due_at=due_at)
-                uow.commit()
+            self._service.queue_card_correction(request_id, channel, LATE_LANDING_S)
         except Exception as exc:  # the database is away too: the card may show stale progress until it changes
             log.warning("could not queue the card's correction after a lost live update: %s", exc)
 
     def _location(self) -> tuple[int, str, str] | None:
-        with self._service.deps.db.uow(readonly=True) as uow:
-            if self._request_id is None and self._model is not None:
-                open_request = uow.requests.open_for_model(self._model)
-                self._request_id = open_request.id if open_request else None
-            if self._request_id is None:
-                return None
-            card = uow.requests.get_card(self._request_id)
-        return (self._request_id, *card) if card else None
+        spot = self._service.find_card(self._request_id, self._model)
+        self._request_id = spot.request_id
+        return (spot.request_id, *spot.location) if spot.request_id is not None and spot.location else None

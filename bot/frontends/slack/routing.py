@@ -23,34 +23,24 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.approvals import ChangeRequest
 from bot.core.fleet import ProgressEvent
+from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.mrkdwn import channel_link, clip, escape, mention
 from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
 from bot.service import Service
-from bot.store.outbox import OutboxMessage
 from bot.texts import routing as words
 from bot.texts import slack as texts
-from bot.usecases import approval_routing
 from bot.usecases.cards import CardView
+from bot.usecases.outbox import THREAD_KIND, FollowUp
 
 log = logging.getLogger(__name__)
 CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
 POST_CHARS = 3900
 RESULT_LINES = 25
-LINK_KIND, DM_KIND, THREAD_KIND = "card_link", "approver_dm", "thread"
+LINK_KIND, DM_KIND = "card_link", "approver_dm"
 KINDS = frozenset({LINK_KIND, DM_KIND, THREAD_KIND})
-
-
-@dataclass(frozen=True)
-class FollowUp:
-    """An outbox message to queue in the transaction that records a delivery."""
-
-    kind: str
-    channel: str
-    payload: dict[str, Any]
-    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,10 +87,8 @@ class Router:
         follow: list[FollowUp] = []
         if typed and typed != where:
             follow.append(FollowUp(LINK_KIND, typed, {**base, "typed_channel": typed}, key=f"link:{req.id}"))
-        deps = self.service.deps
-        if req.state.value == "PENDING" and approval_routing.notifies_approvers_by_dm(deps, req.model):
-            for user in approval_routing.approver_users(deps, req):
-                follow.append(FollowUp(DM_KIND, user, {**base, "user": user}, key=f"dm:{req.id}:{user}"))
+        for user in self.service.approvers_to_dm(req):  # pending, and the model says `notify_approvers: dm`
+            follow.append(FollowUp(DM_KIND, user, {**base, "user": user}, key=f"dm:{req.id}:{user}"))
         return tuple(follow)
 
     def _undeliverable(self, req: ChangeRequest, typed: str | None, tried: Sequence[tuple[str, str]]) -> Posted:
@@ -110,7 +98,7 @@ class Router:
             self.client, req.requester, typed, words.card_undeliverable(_shown(req), reasons, invite_in)
         )
         errors = ", ".join(f"{channel}: {error}" for channel, error in tried)
-        approval_routing.record_card_undeliverable(self.service.deps, req.id, tuple(c for c, _ in tried), errors)
+        self.service.card_undeliverable(req.id, tuple(c for c, _ in tried), errors)
         log.warning("card of R%d posted nowhere (%s); requester told: %s", req.id, errors, told)
         return Posted({"undeliverable": errors, "requester_told": told}, None, undeliverable=errors)
 
@@ -162,14 +150,13 @@ class Router:
             if exc.response.status_code == 429 or exc.response.status_code >= 500:
                 raise  # passing: the outbox retries it (the DM is on its own outbox channel: it blocks nothing)
             log.warning("approver DM to %s for R%d failed: %s", user, req.id, error)
-            approval_routing.record_dm_failed(self.service.deps, req.id, user, error)
+            self.service.approver_dm_failed(req.id, user, error)
             return {"failed": error}
         return {"channel": response["channel"], "ts": response["ts"]}
 
     def _thread(self, message: OutboxMessage) -> dict[str, Any]:
         request_id = int(message.payload["request_id"])
-        with self.service.deps.db.uow(readonly=True) as uow:
-            location = uow.requests.get_card(request_id)
+        location = self.service.card_location(request_id)
         if location is None:
             return {"skipped": "no card"}
         channel, ts = location
@@ -230,13 +217,11 @@ def result_text(card: CardView) -> str:
 
 class ThreadProgress:
     """Queues a card-thread reply when a rollout starts and at each new phase (the live progress's PhaseClock
-    says which events are new). Best effort: the outbox orders them behind the card; a failure is logged."""
+    says which events are new; the service's card_thread decides what to queue). Best effort: the outbox orders
+    them behind the card; a failure is logged."""
 
     def __init__(self, service: Service, request_id: int | None, model: str | None) -> None:
-        self._service = service
-        self._request_id = request_id
-        self._model = model
-        self._started = False
+        self._queue = service.card_thread(request_id, model)
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.phase == "done":
@@ -245,34 +230,6 @@ class ThreadProgress:
             self._queue(event)
         except Exception as exc:  # decoration: never let it break a rollout
             log.info("card thread progress not queued: %s", type(exc).__name__)
-
-    def _queue(self, event: ProgressEvent) -> None:
-        deps = self._service.deps
-        with deps.db.uow() as uow:
-            if self._request_id is None and self._model is not None:
-                open_request = uow.requests.open_for_model(self._model)
-                self._request_id = open_request.id if open_request else None
-            request = uow.requests.get(self._request_id) if self._request_id is not None else None
-            if request is None or request.state is not RequestState.EXECUTING:
-                return  # not a request's rollout (a re-sync), or not started: nothing for a card's thread
-            location = uow.requests.get_card(request.id)
-            if location is None:
-                return  # the card is not posted yet: its thread comes with the result
-            rid, channel = request.id, location[0]
-            if not self._started:
-                self._started = True
-                uow.outbox.enqueue(
-                    THREAD_KIND, channel, {"request_id": rid, "what": "started"}, key=f"thread:{rid}:started"
-                )
-            payload = {
-                "request_id": rid,
-                "what": "phase",
-                "phase": event.phase,
-                "done": event.done,
-                "total": event.total,
-            }
-            uow.outbox.enqueue(THREAD_KIND, channel, payload, key=f"thread:{rid}:phase:{event.phase}")
-            uow.commit()
 
 
 def _shown(req: ChangeRequest) -> ChangeRequest:

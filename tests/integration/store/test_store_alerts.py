@@ -11,12 +11,11 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-from bot.core.alerts import FIRING, RESOLVED, AlertNotice, AutoState
+from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState
 from bot.core.approvals import RequestState
 from bot.core.auto_rollback import StableChange
 from bot.core.fleet import Outcome, RolloutResult
 from bot.store import Database
-from bot.store.alerts import NEW, REPEAT, RESOLVED_NOW
 from bot.store.database import MIGRATIONS
 from tests.integration.store.conftest import T0
 
