@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.raw_floor import RawFleet
 from bench.rollout_latency import KNOBS, MODELS_CACHE, POLL_S, state
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.desired import FleetConfig
 from bot.core.policy import Identity, parse_policy
 from bot.devstack.certs import make_certs
@@ -55,7 +55,7 @@ def run(models: int = 1000, replicas: int = 3, runs: int = 5) -> dict[str, Any]:
                 service_s, floor_s, size = [], [], 0
                 for i in range(runs + 1):
                     started = time.perf_counter()
-                    reply = bot.service.handle(ALICE, c.ListModels())
+                    reply = bot.service.handle(ALICE, commands.ListModels())
                     elapsed = time.perf_counter() - started
                     assert reply.ok and f"{models} models" in reply.text, reply.text[:300]
                     floor = _floor(raw, names)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.rollout_latency import KNOBS, MODELS_CACHE, POLL_S, state
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.desired import FleetConfig
 from bot.core.fleet import Outcome, ProgressEvent
 from bot.core.policy import Identity, parse_policy
@@ -85,7 +85,7 @@ def run(replicas: int = 10, runs: int = 20) -> dict[str, Any]:
 
 def _through_service(bot: Any, target: int, back: int, request_id: int) -> tuple[float, float]:
     """Roll back to `target` by request + approve; (time to every replica verified, whole approve call)."""
-    bot.service.handle(ALICE, c.Rollback("fraud_detector", target, reason="bench"))
+    bot.service.handle(ALICE, commands.Rollback("fraud_detector", target, reason="bench"))
     verified: list[float] = []
 
     def progress(event: ProgressEvent) -> None:
@@ -93,11 +93,11 @@ def _through_service(bot: Any, target: int, back: int, request_id: int) -> tuple
             verified.append(time.perf_counter())
 
     started = time.perf_counter()
-    reply = bot.service.handle(replace(BOB, progress=progress), c.Approve(request_id))
+    reply = bot.service.handle(replace(BOB, progress=progress), commands.Approve(request_id))
     elapsed = time.perf_counter() - started
     assert reply.ok and verified, reply.text
-    bot.service.handle(ALICE, c.Promote("fraud_detector", back, reason="bench"))
-    assert bot.service.handle(BOB, c.Approve(request_id + 1)).ok
+    bot.service.handle(ALICE, commands.Promote("fraud_detector", back, reason="bench"))
+    assert bot.service.handle(BOB, commands.Approve(request_id + 1)).ok
     return verified[0] - started, elapsed
 
 

@@ -196,7 +196,7 @@ def _request_story(db: Database, args: argparse.Namespace) -> str:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from bot.registry import register
+    from bot.register_command import register
     from bot.wiring import database_url
 
     return register(args.model, args.version, args.metric, note=args.note, actor=args.actor, db_url=database_url())

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.durations import parse_duration
 from bot.core.errors import UsageError
 from bot.core.freeze import ALL_MODELS
@@ -44,9 +44,9 @@ _FLAGS_OF_VERB: Mapping[str, tuple[str, ...]] = {
 }
 VERB_SPECS: Mapping[str, VerbSpec] = {
     verb: VerbSpec(verb, texts.USAGE[verb], texts.SUMMARY[verb], cls.ACTION, _FLAGS_OF_VERB.get(verb, ()))
-    for verb, cls in c.VERBS.items()
+    for verb, cls in commands.VERBS.items()
 }
-_VERB_OF_CLASS: Mapping[type[c.Command], str] = {cls: verb for verb, cls in c.VERBS.items()}
+_VERB_OF_CLASS: Mapping[type[commands.Command], str] = {cls: verb for verb, cls in commands.VERBS.items()}
 
 _VALUE_FLAGS: Mapping[str, str] = {
     "--reason": "TEXT",
@@ -65,54 +65,54 @@ _REQUEST_ID = re.compile(r"#?[Rr]?([0-9]+)")
 _NEGATIVE_NUMBER = re.compile(r"-[0-9]+(?:\.[0-9]+)?")
 
 
-def parse(text: str, known_models: Collection[str]) -> c.Command:
+def parse(text: str, known_models: Collection[str]) -> commands.Command:
     """Parse the text after `/model` into a command; empty text is Help(). Raises UsageError only."""
     _check_characters(text)
     words = split_words(text, _usage_guess(text))
     if not words or _is_help_flag(words[0]):
-        return c.Help()
+        return commands.Help()
     spec = _verb_spec(words[0].text, texts.GENERAL_USAGE)
     rest = words[1:]
     if any(_is_help_flag(t) for t in rest):
-        return c.Help(spec.verb)
+        return commands.Help(spec.verb)
     args, flags = _split_flags(rest, spec)
     return _BUILDERS[spec.verb](spec, args, flags, known_models)
 
 
-def format_command(command: c.Command) -> str:
+def format_command(command: commands.Command) -> str:
     """The canonical text of a command (without `/model`). `parse` reads it back to an equal command; a
     reason from elsewhere (a Slack modal) is first folded to one line, since commands are one line."""
     verb = _VERB_OF_CLASS[type(command)]
     words: list[str] = [verb]
     reason = one_line(getattr(command, "reason", ""))
-    if isinstance(command, c.Help) and command.verb:
+    if isinstance(command, commands.Help) and command.verb:
         words.append(command.verb)
-    elif isinstance(command, c.Versions | c.Status | c.Resync):
+    elif isinstance(command, commands.Versions | commands.Status | commands.Resync):
         words.append(quote_word(command.model_name))
-    elif isinstance(command, c.Smoke):
+    elif isinstance(command, commands.Smoke):
         words += [quote_word(command.model_name), str(command.version)]
-    elif isinstance(command, c.Promote | c.Rollback):
+    elif isinstance(command, commands.Promote | commands.Rollback):
         words += [quote_word(command.model_name), str(command.version)]
-        if isinstance(command, c.Promote) and command.label != "stable":
+        if isinstance(command, commands.Promote) and command.label != "stable":
             words += ["--label", command.label]
         words += ["--reason", quote_word(reason)] if reason else []
         words += ["--dry-run"] if command.dry_run else []
-        words += ["--emergency"] if isinstance(command, c.Rollback) and command.emergency else []
-    elif isinstance(command, c.Approve | c.Reject | c.Cancel | c.Review | c.Explain):
-        words.append(c.format_request_id(command.request_id))
+        words += ["--emergency"] if isinstance(command, commands.Rollback) and command.emergency else []
+    elif isinstance(command, commands.Approve | commands.Reject | commands.Cancel | commands.Review | commands.Explain):
+        words.append(commands.format_request_id(command.request_id))
         words += ["--reason", quote_word(reason)] if reason else []
-    elif isinstance(command, c.Freeze | c.Unfreeze):
+    elif isinstance(command, commands.Freeze | commands.Unfreeze):
         words.append("all" if command.model_name == ALL_MODELS else quote_word(command.model_name))
-        if isinstance(command, c.Freeze):
+        if isinstance(command, commands.Freeze):
             words += ["--reason", quote_word(reason)] if reason else []
             words += ["--for", f"{command.for_s}s"] if command.for_s else []
-    elif isinstance(command, c.ListModels):
+    elif isinstance(command, commands.ListModels):
         words += [quote_word(command.prefix)] if command.prefix else []
         words += ["--all"] if command.show_all else []
         words += ["--page", str(command.page)] if command.page != 1 else []
-    elif isinstance(command, c.History):
+    elif isinstance(command, commands.History):
         words += [quote_word(command.model_name)] if command.model_name else []
-        words += ["--limit", str(command.limit)] if command.limit != c.History().limit else []
+        words += ["--limit", str(command.limit)] if command.limit != commands.History().limit else []
     return " ".join(words)
 
 
@@ -284,7 +284,7 @@ def _label(flags: Mapping[str, str], spec: VerbSpec) -> str:
 def _limit(flags: Mapping[str, str], spec: VerbSpec) -> int:
     value = flags.get("--limit")
     if value is None:
-        return c.History().limit
+        return commands.History().limit
     if not _DIGITS.fullmatch(value) or len(value) > 4 or not LIMIT_MIN <= int(value) <= LIMIT_MAX:
         raise _error(texts.bad_limit(value, LIMIT_MIN, LIMIT_MAX), spec)
     return int(value)
@@ -293,33 +293,33 @@ def _limit(flags: Mapping[str, str], spec: VerbSpec) -> int:
 # --- one builder per verb
 
 _Flags = Mapping[str, str]
-_Builder = Callable[[VerbSpec, Sequence[Word], _Flags, Collection[str]], c.Command]
+_Builder = Callable[[VerbSpec, Sequence[Word], _Flags, Collection[str]], commands.Command]
 
 
-def _help(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _help(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     words = _expect(spec, args, flags, "[VERB]")
-    return c.Help(_verb_spec(words[0].text, spec.usage).verb if words else None)
+    return commands.Help(_verb_spec(words[0].text, spec.usage).verb if words else None)
 
 
-def _no_arguments(command: type[c.Command]) -> _Builder:
-    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _no_arguments(command: type[commands.Command]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
         _expect(spec, args, flags)
         return command()
 
     return build
 
 
-def _model_only(command: type[c.Versions | c.Status | c.Resync]) -> _Builder:
-    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _model_only(command: type[commands.Versions | commands.Status | commands.Resync]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
         (model,) = _expect(spec, args, flags, "MODEL")
         return command(model_name=_model(model, known, spec))
 
     return build
 
 
-def _promote(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _promote(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     model, version = _expect(spec, args, flags, "MODEL", "VERSION")
-    return c.Promote(
+    return commands.Promote(
         model_name=_model(model, known, spec),
         version=_version(version, spec),
         label=_label(flags, spec),
@@ -328,9 +328,9 @@ def _promote(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collect
     )
 
 
-def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     model, version = _expect(spec, args, flags, "MODEL", "VERSION")
-    return c.Rollback(
+    return commands.Rollback(
         model_name=_model(model, known, spec),
         version=_version(version, spec),
         reason=_reason(flags, spec),
@@ -339,38 +339,38 @@ def _rollback(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collec
     )
 
 
-def _smoke(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _smoke(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     model, version = _expect(spec, args, flags, "MODEL", "VERSION")
-    return c.Smoke(model_name=_model(model, known, spec), version=_version(version, spec))
+    return commands.Smoke(model_name=_model(model, known, spec), version=_version(version, spec))
 
 
-def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _approve(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     (request,) = _expect(spec, args, flags, "REQUEST_ID")
-    return c.Approve(request_id=_request_id(request, spec))
+    return commands.Approve(request_id=_request_id(request, spec))
 
 
-def _request_only(command: type[c.Cancel | c.Review | c.Explain]) -> _Builder:
-    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _request_only(command: type[commands.Cancel | commands.Review | commands.Explain]) -> _Builder:
+    def build(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
         (request,) = _expect(spec, args, flags, "REQUEST_ID")
         return command(request_id=_request_id(request, spec))
 
     return build
 
 
-def _reject(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _reject(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     (request,) = _expect(spec, args, flags, "REQUEST_ID")
-    return c.Reject(request_id=_request_id(request, spec), reason=_reason(flags, spec))
+    return commands.Reject(request_id=_request_id(request, spec), reason=_reason(flags, spec))
 
 
-def _list(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _list(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     words = _expect(spec, args, flags, "[PREFIX]")
     page = flags.get("--page", "1")
     if not _DIGITS.fullmatch(page) or len(page) > 4 or int(page) < 1:
         raise _error(texts.bad_page(page), spec)
-    return c.ListModels(prefix=words[0].text if words else "", show_all="--all" in flags, page=int(page))
+    return commands.ListModels(prefix=words[0].text if words else "", show_all="--all" in flags, page=int(page))
 
 
-def _freeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _freeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     (target,) = _expect(spec, args, flags, "MODEL|all")
     reason = _reason(flags, spec)
     if not reason:
@@ -381,43 +381,43 @@ def _freeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collecti
         if found is None or found.total_seconds() <= 0 or found.days > MAX_FREEZE_DAYS:
             raise _error(texts.bad_freeze_duration(flags["--for"], MAX_FREEZE_DAYS), spec)
         duration = int(found.total_seconds())
-    return c.Freeze(model_name=_freeze_target(target, known, spec), reason=reason, for_s=duration)
+    return commands.Freeze(model_name=_freeze_target(target, known, spec), reason=reason, for_s=duration)
 
 
-def _unfreeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _unfreeze(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     (target,) = _expect(spec, args, flags, "MODEL|all")
-    return c.Unfreeze(model_name=_freeze_target(target, known, spec))
+    return commands.Unfreeze(model_name=_freeze_target(target, known, spec))
 
 
 def _freeze_target(word: Word, known: Collection[str], spec: VerbSpec) -> str:
     return ALL_MODELS if word.text.lower() == "all" and not word.quoted else _model(word, known, spec)
 
 
-def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> c.Command:
+def _history(spec: VerbSpec, args: Sequence[Word], flags: _Flags, known: Collection[str]) -> commands.Command:
     words = _expect(spec, args, flags, "[MODEL]")
     if words and words[0].text not in known and _DIGITS.fullmatch(words[0].text):
         raise _error(texts.unexpected_arguments([words[0].text], False, limit_hint=words[0].text), spec)
     model = _model(words[0], known, spec) if words else None
-    return c.History(model_name=model, limit=_limit(flags, spec))
+    return commands.History(model_name=model, limit=_limit(flags, spec))
 
 
 _BUILDERS: Mapping[str, _Builder] = {
     "help": _help,
     "list": _list,
-    "versions": _model_only(c.Versions),
-    "status": _model_only(c.Status),
+    "versions": _model_only(commands.Versions),
+    "status": _model_only(commands.Status),
     "promote": _promote,
     "rollback": _rollback,
     "approve": _approve,
     "reject": _reject,
-    "requests": _no_arguments(c.Requests),
+    "requests": _no_arguments(commands.Requests),
     "history": _history,
-    "whoami": _no_arguments(c.Whoami),
-    "resync": _model_only(c.Resync),
+    "whoami": _no_arguments(commands.Whoami),
+    "resync": _model_only(commands.Resync),
     "freeze": _freeze,
     "unfreeze": _unfreeze,
-    "cancel": _request_only(c.Cancel),
-    "review": _request_only(c.Review),
-    "explain": _request_only(c.Explain),
+    "cancel": _request_only(commands.Cancel),
+    "review": _request_only(commands.Review),
+    "explain": _request_only(commands.Explain),
     "smoke": _smoke,
 }

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from bot import parsing
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.alerts import StoredAlert
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
@@ -42,24 +42,24 @@ log = logging.getLogger(__name__)
 
 HANDLERS = (
     Handlers()
-    .register(c.Help, queries.help_)
-    .register(c.ListModels, queries.list_models)
-    .register(c.Versions, queries.versions)
-    .register(c.Status, queries.status)
-    .register(c.History, queries.history)
-    .register(c.Requests, queries.requests)
-    .register(c.Whoami, queries.whoami)
-    .register(c.Promote, changes.promote)
-    .register(c.Rollback, changes.rollback)
-    .register(c.Approve, decisions.approve)
-    .register(c.Reject, decisions.reject)
-    .register(c.Resync, drift.resync)
-    .register(c.Cancel, decisions.cancel)
-    .register(c.Review, decisions.review)
-    .register(c.Freeze, freezes.freeze)
-    .register(c.Unfreeze, freezes.unfreeze)
-    .register(c.Explain, postmortem.explain)
-    .register(c.Smoke, smoke.smoke)
+    .register(commands.Help, queries.help_)
+    .register(commands.ListModels, queries.list_models)
+    .register(commands.Versions, queries.versions)
+    .register(commands.Status, queries.status)
+    .register(commands.History, queries.history)
+    .register(commands.Requests, queries.requests)
+    .register(commands.Whoami, queries.whoami)
+    .register(commands.Promote, changes.promote)
+    .register(commands.Rollback, changes.rollback)
+    .register(commands.Approve, decisions.approve)
+    .register(commands.Reject, decisions.reject)
+    .register(commands.Resync, drift.resync)
+    .register(commands.Cancel, decisions.cancel)
+    .register(commands.Review, decisions.review)
+    .register(commands.Freeze, freezes.freeze)
+    .register(commands.Unfreeze, freezes.unfreeze)
+    .register(commands.Explain, postmortem.explain)
+    .register(commands.Smoke, smoke.smoke)
 )
 
 
@@ -79,7 +79,7 @@ class Service:
             return Reply(texts.usage_error(str(exc), exc.usage), ok=False)
         return self.handle(ctx, command)
 
-    def handle(self, ctx: Context, command: c.Command) -> Reply:
+    def handle(self, ctx: Context, command: commands.Command) -> Reply:
         try:
             decision = self._decide(ctx, command)
             if not decision.allowed:
@@ -97,7 +97,7 @@ class Service:
             log.exception("unexpected error handling %s [ref %s]", type(command).__name__, ref)
             return Reply(texts.internal_error(ref), ok=False)
 
-    def permitted(self, ctx: Context, command: c.Command) -> Reply | None:
+    def permitted(self, ctx: Context, command: commands.Command) -> Reply | None:
         """The policy check alone (for a button that opens a form first): None when allowed, else the refusal,
         audited exactly as `handle` audits it."""
         try:
@@ -109,13 +109,15 @@ class Service:
         except ModelbotError as exc:
             return Reply(texts.error(exc), ok=False)
 
-    def _decide(self, ctx: Context, command: c.Command) -> Decision:
+    def _decide(self, ctx: Context, command: commands.Command) -> Decision:
         if ctx.actor.user_id == SYSTEM_ACTOR:  # the bot itself acts only through its own sweep
             return Decision(False, "system-actor", alert_texts.SYSTEM_ACTOR_REFUSED, ())
         try:
             action = command.ACTION
-            if isinstance(command, c.Cancel):  # whoever may make the change may withdraw it (if they asked for it)
-                action = c.cancel_permission(self._action_of_request(command.request_id))
+            if isinstance(
+                command, commands.Cancel
+            ):  # whoever may make the change may withdraw it (if they asked for it)
+                action = commands.cancel_permission(self._action_of_request(command.request_id))
             return self.deps.policy.decide(ctx.actor, action, command.model)
         except Exception:  # an exception while deciding means deny
             log.exception("policy evaluation failed")
@@ -160,7 +162,7 @@ class Service:
         returns how many automatic rollbacks ran."""
         return auto_rollback_sweep(self.deps)
 
-    def _model_of_request(self, command: c.Command) -> str | None:
+    def _model_of_request(self, command: commands.Command) -> str | None:
         """Denied approvals are filed under the request's model, so `/model history MODEL` shows them."""
         request_id = getattr(command, "request_id", None)
         if request_id is None:
@@ -193,7 +195,7 @@ class Service:
         """How often a running rollout renews its fleet lease: `serve` sweeps for dead rollouts as often."""
         return self.deps.heartbeat_s
 
-    def parse(self, text: str) -> c.Command:
+    def parse(self, text: str) -> commands.Command:
         """`/model ...` text as a command against the configured models (raises UsageError), e.g. to open a form
         before the command itself goes through `handle_text`."""
         return parsing.parse(text, tuple(self.deps.settings.models))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,20 @@ def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        _drop_schema(admin, schema)
         admin.dispose()
+
+
+def _drop_schema(admin: sa.Engine, schema: str, attempts: int = 5) -> None:
+    """DROP SCHEMA ... CASCADE locks every table of the schema one by one; a bot process of the test that is still
+    exiting (a fault test's survivor finishing a sweep) can hold one of them and wait for another: PostgreSQL then
+    breaks the deadlock by failing one side. The test is over, so the drop simply tries again."""
+    for attempt in range(attempts):
+        try:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            return
+        except sa.exc.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))

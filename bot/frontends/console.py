@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TextIO
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.fleet import ProgressEvent
 from bot.core.policy import Identity
 from bot.service import Service
@@ -85,7 +85,7 @@ class Console:
         if not digits.isdigit():
             self._print(f"Not a request id: {request!r} (expected e.g. R7)")
             return False
-        command = c.Approve(int(digits)) if button == "approve" else c.Reject(int(digits))
+        command = commands.Approve(int(digits)) if button == "approve" else commands.Reject(int(digits))
         reply = self.service.handle(self._context(), command)
         self._print(reply.text)
         return reply.ok

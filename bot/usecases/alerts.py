@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import parsing
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.alerts import FIRING, NEW, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
 from bot.core.approvals import ChangeRequest
 from bot.core.errors import NotFound
@@ -155,7 +155,7 @@ def get(deps: Deps, alert_id: int) -> StoredAlert | None:
 def _command(alert: StoredAlert, target: int | None) -> str | None:
     if target is None:
         return None
-    command = c.Rollback(alert.model, target, reason=slack_texts.slack_alert_reason(alert.alertname))
+    command = commands.Rollback(alert.model, target, reason=slack_texts.slack_alert_reason(alert.alertname))
     return f"{command_texts.COMMAND} {parsing.format_command(command)}"
 
 

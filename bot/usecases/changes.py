@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from bot.core import approvals
-from bot.core import commands as c
+from bot.core import approvals, commands
 from bot.core.approvals import ChangePlan, ChangeRequest, RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
@@ -53,7 +52,7 @@ class Proposal:
         )
 
 
-def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
+def promote(deps: Deps, ctx: Context, cmd: commands.Promote) -> Reply:
     return _change(
         deps,
         ctx,
@@ -67,7 +66,7 @@ def promote(deps: Deps, ctx: Context, cmd: c.Promote) -> Reply:
     )
 
 
-def rollback(deps: Deps, ctx: Context, cmd: c.Rollback) -> Reply:
+def rollback(deps: Deps, ctx: Context, cmd: commands.Rollback) -> Reply:
     label = deps.settings.models[cmd.model_name].label
     return _change(
         deps,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.core import approvals
-from bot.core import commands as c
+from bot.core import approvals, commands
 from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.texts import replies as texts
@@ -19,7 +18,7 @@ REMINDER_EVERY = timedelta(hours=1)  # an overdue retro-review is reminded at mo
 CAS_ATTEMPTS = 3  # a concurrent decider bumped the row: re-read and decide again on the fresh state
 
 
-def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
+def approve(deps: Deps, ctx: Context, cmd: commands.Approve) -> Reply:
     claims: list[Claim] = []
 
     def claim_at_once(uow: UnitOfWork, stored: ChangeRequest) -> None:
@@ -35,7 +34,7 @@ def approve(deps: Deps, ctx: Context, cmd: c.Approve) -> Reply:
     return Reply(texts.approval_recorded(decided), public=True, request_id=decided.id)
 
 
-def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
+def reject(deps: Deps, ctx: Context, cmd: commands.Reject) -> Reply:
     def step(req: ChangeRequest) -> ChangeRequest:
         may = deps.policy.decide(ctx.actor, "reject", req.model).allowed
         return approvals.reject(req, ctx.actor, may, deps.clock(), cmd.reason)
@@ -44,7 +43,7 @@ def reject(deps: Deps, ctx: Context, cmd: c.Reject) -> Reply:
     return Reply(texts.request_rejected(decided), public=True, request_id=decided.id)
 
 
-def cancel(deps: Deps, ctx: Context, cmd: c.Cancel) -> Reply:
+def cancel(deps: Deps, ctx: Context, cmd: commands.Cancel) -> Reply:
     """The requester withdraws their own pending (or approved, not yet executing) request."""
 
     def step(req: ChangeRequest) -> ChangeRequest:
@@ -54,7 +53,7 @@ def cancel(deps: Deps, ctx: Context, cmd: c.Cancel) -> Reply:
     return Reply(texts.request_cancelled(decided), public=True, request_id=decided.id)
 
 
-def review(deps: Deps, ctx: Context, cmd: c.Review) -> Reply:
+def review(deps: Deps, ctx: Context, cmd: commands.Review) -> Reply:
     """An approver acknowledges an emergency's retro-review (never the person who ran it)."""
 
     def step(req: ChangeRequest) -> ChangeRequest:

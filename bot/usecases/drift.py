@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.desired import ModelState
 from bot.core.drift import ModelDrift, model_drift
 from bot.core.errors import Conflict, ModelbotError, NotFound
@@ -54,7 +54,7 @@ def check_drift(deps: Deps, confirm_after_s: float = CONFIRM_AFTER_S) -> list[Mo
     return [d for d in found if d.drifted]
 
 
-def resync(deps: Deps, ctx: Context, cmd: c.Resync) -> Reply:
+def resync(deps: Deps, ctx: Context, cmd: commands.Resync) -> Reply:
     """Re-send the desired config to the replicas that drifted from it, verify them, audit it."""
     state = fleet_config(deps).model(cmd.model_name)
     if state is None:

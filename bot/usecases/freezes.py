@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.errors import Conflict
 from bot.core.freeze import ALL_MODELS, Freeze, scheduled
 from bot.texts import replies as texts
@@ -15,7 +15,7 @@ from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.ports import UnitOfWork
 
 
-def freeze(deps: Deps, ctx: Context, cmd: c.Freeze) -> Reply:
+def freeze(deps: Deps, ctx: Context, cmd: commands.Freeze) -> Reply:
     now = deps.clock()
     until = now + timedelta(seconds=cmd.for_s) if cmd.for_s else None
     with deps.db.uow() as uow:
@@ -25,7 +25,7 @@ def freeze(deps: Deps, ctx: Context, cmd: c.Freeze) -> Reply:
     return Reply(texts.frozen_now(cmd.model_name, ctx.actor.user_id, cmd.reason, until), public=True)
 
 
-def unfreeze(deps: Deps, ctx: Context, cmd: c.Unfreeze) -> Reply:
+def unfreeze(deps: Deps, ctx: Context, cmd: commands.Unfreeze) -> Reply:
     with deps.db.uow() as uow:
         lifted = uow.freezes.lift(cmd.model_name, ctx.actor.user_id, deps.clock())
         if not lifted:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.errors import NotFound
 from bot.core.policy import Identity, Policy
 from bot.core.postmortem import RequestStory
@@ -48,5 +48,5 @@ def load_story(db: Store, request_id: int, policy: Policy | None) -> RequestStor
     return story
 
 
-def explain(deps: Deps, ctx: Context, cmd: c.Explain) -> Reply:
+def explain(deps: Deps, ctx: Context, cmd: commands.Explain) -> Reply:
     return Reply(postmortem.explain(load_story(deps.db, cmd.request_id, deps.policy)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from bot import parsing
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.fleet import ReplicaStatus
 from bot.core.rollout import Routing
 from bot.texts import replies as texts
@@ -15,7 +15,7 @@ from bot.usecases.decisions import expire_due
 from bot.usecases.state import fleet_config, model_state
 
 
-def list_models(deps: Deps, ctx: Context, cmd: c.ListModels) -> Reply:
+def list_models(deps: Deps, ctx: Context, cmd: commands.ListModels) -> Reply:
     """Every model (or those starting with the prefix): the fleet is read once per model per replica, every call
     in flight at once (`Fleet.survey`), so 1,000 models cost little more than the calls themselves."""
     config = fleet_config(deps)
@@ -51,7 +51,7 @@ def _route(deps: Deps, model: str) -> str | None:
     return settings.label if settings.routing is Routing.LABELS else None
 
 
-def versions(deps: Deps, ctx: Context, cmd: c.Versions) -> Reply:
+def versions(deps: Deps, ctx: Context, cmd: commands.Versions) -> Reply:
     settings = deps.settings.models[cmd.model_name]
     state = model_state(deps, cmd.model_name)
     on_disk = deps.catalog.versions(settings.base_path)
@@ -79,7 +79,7 @@ def _state_name(status: ReplicaStatus, version: int) -> str:
     return state.value if state else "-"
 
 
-def status(deps: Deps, ctx: Context, cmd: c.Status) -> Reply:
+def status(deps: Deps, ctx: Context, cmd: commands.Status) -> Reply:
     state = model_state(deps, cmd.model_name)
     label = _route(deps, cmd.model_name)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -89,13 +89,13 @@ def status(deps: Deps, ctx: Context, cmd: c.Status) -> Reply:
     return Reply(texts.status_report(state, label, state.resolves(label), statuses, resolved))
 
 
-def history(deps: Deps, ctx: Context, cmd: c.History) -> Reply:
+def history(deps: Deps, ctx: Context, cmd: commands.History) -> Reply:
     with deps.db.uow(readonly=True) as uow:
         entries = uow.audit.recent(model=cmd.model_name, limit=cmd.limit)
     return Reply(texts.history(cmd.model_name, entries))
 
 
-def requests(deps: Deps, ctx: Context, cmd: c.Requests) -> Reply:
+def requests(deps: Deps, ctx: Context, cmd: commands.Requests) -> Reply:
     expire_due(deps)
     with deps.db.uow(readonly=True) as uow:
         open_requests = uow.requests.list_open()
@@ -105,11 +105,11 @@ def requests(deps: Deps, ctx: Context, cmd: c.Requests) -> Reply:
     return Reply(texts.open_requests(open_requests, deps.clock(), reviews))
 
 
-def whoami(deps: Deps, ctx: Context, cmd: c.Whoami) -> Reply:
+def whoami(deps: Deps, ctx: Context, cmd: commands.Whoami) -> Reply:
     roles = deps.policy.roles_of(ctx.actor)
     actions = deps.policy.actions_of(ctx.actor)
     return Reply(texts.whoami(ctx.actor, roles, actions))
 
 
-def help_(deps: Deps, ctx: Context, cmd: c.Help) -> Reply:
+def help_(deps: Deps, ctx: Context, cmd: commands.Help) -> Reply:
     return Reply(parsing.help_text(cmd.verb, deps.policy.actions_of(ctx.actor)))

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.errors import NotFound, PreflightFailed
 from bot.core.smoke import GoldenFileError, GoldenRequest, parse_expect, parse_request
 from bot.texts import smoke as texts
@@ -32,7 +32,7 @@ def golden_request(deps: Deps, model: str) -> GoldenRequest | None:
     )
 
 
-def smoke(deps: Deps, ctx: Context, cmd: c.Smoke) -> Reply:
+def smoke(deps: Deps, ctx: Context, cmd: commands.Smoke) -> Reply:
     """Predict the golden request against `cmd.version` on every replica; loads nothing, changes nothing."""
     settings = deps.settings.models.get(cmd.model_name)
     if settings is None:

@@ -109,6 +109,7 @@ class ServeStack:
     bots: list[BotProcess] = field(default_factory=list)
     _stubs: list[TfsStubs] = field(default_factory=list)
     _db: Database | None = None
+    _closed: bool = False
 
     # --- the bot -------------------------------------------------------------------------------------------
     def say(self, text: str, user: str = ALICE, bot: int = 0, *, wait: bool = True, timeout: float = 30) -> str:
@@ -203,6 +204,10 @@ class ServeStack:
         return None
 
     def close(self) -> None:
+        """Stop everything; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         for bot in self.bots:
             bot.kill()
         for stubs in self._stubs:

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.policy import Identity
 from bot.usecases.context import Context
 from bot.wiring import build_bot
@@ -26,7 +26,7 @@ def main(db_url: str, tmp: str, first_user: int, count: int, start_at: float) ->
     def approve(user: str) -> None:
         time.sleep(max(0.0, start_at - time.time()))
         ctx = Context(Identity(user, frozenset({"S0MLONCALL"})), frontend="test")
-        reply = bot.service.handle(ctx, c.Approve(1))
+        reply = bot.service.handle(ctx, commands.Approve(1))
         replies.append(f"{user} ok={reply.ok} {reply.text.splitlines()[0]}")
 
     threads = [threading.Thread(target=approve, args=(f"U9{first_user + i:03d}",)) for i in range(count)]

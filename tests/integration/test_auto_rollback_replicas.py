@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.alerts import AutoState
 from bot.core.policy import Identity
 from bot.settings import AutoRollback
@@ -86,7 +86,7 @@ def test_min_firing_is_waited_out_and_exactly_one_replica_acts(replicas: tuple[B
 def test_nobody_acts_as_modelbot(replicas: tuple[Bot, Bot, Clock]) -> None:
     """An identity named `modelbot` (a console :as, a crafted payload) is refused by the service, and audited."""
     bot = replicas[0]
-    reply = bot.service.handle(Context(Identity("modelbot")), c.Rollback(MODEL, 2, "x", emergency=True))
+    reply = bot.service.handle(Context(Identity("modelbot")), commands.Rollback(MODEL, 2, "x", emergency=True))
     assert not reply.ok and "system-actor" in reply.text
     with bot.db.uow(readonly=True) as uow:
         denied = [r for r in uow.audit.iter_all() if r.outcome == "denied"]

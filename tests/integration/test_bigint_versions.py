@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.approvals import RequestState
 from bot.core.policy import Identity
 from bot.store import audit_export
@@ -79,7 +79,7 @@ def test_request_ids_beyond_32_bits_are_approved_and_executed(h: Harness) -> Non
 @pytest.mark.parametrize("request_id", [999_999_999_999_999_999, 2**63 - 1])
 def test_unknown_large_request_id_is_not_found_not_a_database_error(h: Harness, request_id: int) -> None:
     """An approval of a large id nobody has (as a card button sends it) says the request does not exist."""
-    reply = h.bot.service.handle(Context(Identity(BOB), channel="C0OPS"), c.Approve(request_id))
+    reply = h.bot.service.handle(Context(Identity(BOB), channel="C0OPS"), commands.Approve(request_id))
     assert not reply.ok
     assert f"R{request_id} does not exist" in reply.text
     assert replies.STORE_DOWN not in reply.text

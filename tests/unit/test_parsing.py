@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.errors import UsageError
 from bot.parsing import VERB_SPECS, format_command, help_text, parse, request_id_value
 from bot.texts import commands as texts
@@ -16,73 +16,76 @@ MODELS = ("fraud_detector", "churn_model")
 U = texts.USAGE
 
 GOOD = [
-    ("", c.Help()),
-    ("   ", c.Help()),
-    ("help", c.Help()),
-    ("help rollback", c.Help("rollback")),
-    ("help Rollback", c.Help("rollback")),
-    ("--help", c.Help()),
-    ("rollback --help", c.Help("rollback")),
-    ("rollback fraud_detector -h --bogus", c.Help("rollback")),
-    ("list", c.ListModels()),
-    ("LIST", c.ListModels()),
-    ("versions fraud_detector", c.Versions("fraud_detector")),
-    ("versions\u00a0fraud_detector", c.Versions("fraud_detector")),
-    ("status churn_model", c.Status("churn_model")),
-    ("promote fraud_detector 3", c.Promote("fraud_detector", 3)),
-    ("promote fraud_detector 3 --label canary --dry-run", c.Promote("fraud_detector", 3, "canary", dry_run=True)),
-    ("promote fraud_detector 3 --label=CANARY", c.Promote("fraud_detector", 3, "canary")),
+    ("", commands.Help()),
+    ("   ", commands.Help()),
+    ("help", commands.Help()),
+    ("help rollback", commands.Help("rollback")),
+    ("help Rollback", commands.Help("rollback")),
+    ("--help", commands.Help()),
+    ("rollback --help", commands.Help("rollback")),
+    ("rollback fraud_detector -h --bogus", commands.Help("rollback")),
+    ("list", commands.ListModels()),
+    ("LIST", commands.ListModels()),
+    ("versions fraud_detector", commands.Versions("fraud_detector")),
+    ("versions\u00a0fraud_detector", commands.Versions("fraud_detector")),
+    ("status churn_model", commands.Status("churn_model")),
+    ("promote fraud_detector 3", commands.Promote("fraud_detector", 3)),
+    (
+        "promote fraud_detector 3 --label canary --dry-run",
+        commands.Promote("fraud_detector", 3, "canary", dry_run=True),
+    ),
+    ("promote fraud_detector 3 --label=CANARY", commands.Promote("fraud_detector", 3, "canary")),
     (
         'promote --dry-run fraud_detector --reason "new data" 3',
-        c.Promote("fraud_detector", 3, reason="new data", dry_run=True),
+        commands.Promote("fraud_detector", 3, reason="new data", dry_run=True),
     ),
     (
         'rollback fraud_detector 2 --reason "INC-481 false positives"',
-        c.Rollback("fraud_detector", 2, "INC-481 false positives"),
+        commands.Rollback("fraud_detector", 2, "INC-481 false positives"),
     ),
     (
         "rollback fraud_detector 2 --reason 'INC 481' --emergency",
-        c.Rollback("fraud_detector", 2, "INC 481", emergency=True),
+        commands.Rollback("fraud_detector", 2, "INC 481", emergency=True),
     ),
-    ("rollback fraud_detector 2 --reason \u201cINC 481\u201d", c.Rollback("fraud_detector", 2, "INC 481")),
-    ("rollback fraud_detector 2 --reason \u201dINC 481\u201d", c.Rollback("fraud_detector", 2, "INC 481")),
-    ("rollback fraud_detector 2 --reason \u2018INC 481\u2019", c.Rollback("fraud_detector", 2, "INC 481")),
+    ("rollback fraud_detector 2 --reason \u201cINC 481\u201d", commands.Rollback("fraud_detector", 2, "INC 481")),
+    ("rollback fraud_detector 2 --reason \u201dINC 481\u201d", commands.Rollback("fraud_detector", 2, "INC 481")),
+    ("rollback fraud_detector 2 --reason \u2018INC 481\u2019", commands.Rollback("fraud_detector", 2, "INC 481")),
     (
         "rollback fraud_detector 2 --reason \u201cdon\u2019t page\u201d",
-        c.Rollback("fraud_detector", 2, "don\u2019t page"),
+        commands.Rollback("fraud_detector", 2, "don\u2019t page"),
     ),
-    ('rollback fraud_detector 2 --reason "don\'t page"', c.Rollback("fraud_detector", 2, "don't page")),
-    ("rollback fraud_detector 2 --reason 'don't page'", c.Rollback("fraud_detector", 2, "don't page")),
-    ("rollback fraud_detector 2 --reason don't", c.Rollback("fraud_detector", 2, "don't")),
-    ('rollback fraud_detector 2 --reason="INC 481"', c.Rollback("fraud_detector", 2, "INC 481")),
-    ("rollback fraud_detector 2 --reason=INC-481", c.Rollback("fraud_detector", 2, "INC-481")),
-    ('rollback fraud_detector 2 --reason "say \\"hi\\" now"', c.Rollback("fraud_detector", 2, 'say "hi" now')),
-    ('rollback fraud_detector 2 --reason "  padded  "', c.Rollback("fraud_detector", 2, "padded")),
+    ('rollback fraud_detector 2 --reason "don\'t page"', commands.Rollback("fraud_detector", 2, "don't page")),
+    ("rollback fraud_detector 2 --reason 'don't page'", commands.Rollback("fraud_detector", 2, "don't page")),
+    ("rollback fraud_detector 2 --reason don't", commands.Rollback("fraud_detector", 2, "don't")),
+    ('rollback fraud_detector 2 --reason="INC 481"', commands.Rollback("fraud_detector", 2, "INC 481")),
+    ("rollback fraud_detector 2 --reason=INC-481", commands.Rollback("fraud_detector", 2, "INC-481")),
+    ('rollback fraud_detector 2 --reason "say \\"hi\\" now"', commands.Rollback("fraud_detector", 2, 'say "hi" now')),
+    ('rollback fraud_detector 2 --reason "  padded  "', commands.Rollback("fraud_detector", 2, "padded")),
     (
         "rollback fraud_detector 2 \u2014reason INC-481 \u2014dry-run",
-        c.Rollback("fraud_detector", 2, "INC-481", dry_run=True),
+        commands.Rollback("fraud_detector", 2, "INC-481", dry_run=True),
     ),
-    ("rollback fraud_detector 2 \u2013dry-run", c.Rollback("fraud_detector", 2, dry_run=True)),
-    ("rollback fraud_detector 02", c.Rollback("fraud_detector", 2)),
-    ('rollback "fraud_detector" "2"', c.Rollback("fraud_detector", 2)),
-    ("Rollback fraud_detector 2 --DRY-RUN", c.Rollback("fraud_detector", 2, dry_run=True)),
-    ("approve R7", c.Approve(7)),
-    ("approve r7", c.Approve(7)),
-    ("approve 7", c.Approve(7)),
-    ("approve #R7", c.Approve(7)),
-    ("reject R12 --reason 'wrong model'", c.Reject(12, "wrong model")),
-    ("reject R12", c.Reject(12)),
-    ("requests", c.Requests()),
-    ("whoami", c.Whoami()),
-    ("history", c.History()),
-    ("history fraud_detector", c.History("fraud_detector")),
-    ("history --limit 200", c.History(limit=200)),
-    ("history --limit=1 fraud_detector", c.History("fraud_detector", 1)),
+    ("rollback fraud_detector 2 \u2013dry-run", commands.Rollback("fraud_detector", 2, dry_run=True)),
+    ("rollback fraud_detector 02", commands.Rollback("fraud_detector", 2)),
+    ('rollback "fraud_detector" "2"', commands.Rollback("fraud_detector", 2)),
+    ("Rollback fraud_detector 2 --DRY-RUN", commands.Rollback("fraud_detector", 2, dry_run=True)),
+    ("approve R7", commands.Approve(7)),
+    ("approve r7", commands.Approve(7)),
+    ("approve 7", commands.Approve(7)),
+    ("approve #R7", commands.Approve(7)),
+    ("reject R12 --reason 'wrong model'", commands.Reject(12, "wrong model")),
+    ("reject R12", commands.Reject(12)),
+    ("requests", commands.Requests()),
+    ("whoami", commands.Whoami()),
+    ("history", commands.History()),
+    ("history fraud_detector", commands.History("fraud_detector")),
+    ("history --limit 200", commands.History(limit=200)),
+    ("history --limit=1 fraud_detector", commands.History("fraud_detector", 1)),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), GOOD, ids=[t or "<empty>" for t, _ in GOOD])
-def test_parses_good_input(text: str, expected: c.Command) -> None:
+def test_parses_good_input(text: str, expected: commands.Command) -> None:
     """Each well-formed text becomes exactly the expected command."""
     assert parse(text, MODELS) == expected
 
@@ -191,7 +194,7 @@ def test_text_of_exactly_the_limit_is_parsed() -> None:
     """2,000 characters is allowed; only longer text is refused."""
     text = "rollback fraud_detector 2 --reason " + "r" * (2000 - 35)
     assert len(text) == 2000
-    assert parse(text, MODELS) == c.Rollback("fraud_detector", 2, "r" * 1965)
+    assert parse(text, MODELS) == commands.Rollback("fraud_detector", 2, "r" * 1965)
 
 
 def test_no_known_models_says_so() -> None:
@@ -205,9 +208,9 @@ def test_no_known_models_says_so() -> None:
 
 def test_verb_specs_cover_every_command() -> None:
     """VERB_SPECS has one entry per command class, carrying its permission action and usage line."""
-    assert set(VERB_SPECS) == set(c.VERBS)
+    assert set(VERB_SPECS) == set(commands.VERBS)
     for verb, spec in VERB_SPECS.items():
-        assert spec.action == c.VERBS[verb].ACTION
+        assert spec.action == commands.VERBS[verb].ACTION
         assert spec.usage.startswith(f"/model {verb}")
         assert spec.summary
 
@@ -252,28 +255,30 @@ REASONS = st.text(SAFE_TEXT, min_size=1, max_size=60).map(str.strip).filter(bool
 VERSIONS = st.integers(min_value=1, max_value=2**63 - 1)
 MODEL = st.sampled_from(MODELS)
 COMMANDS = st.one_of(
-    st.builds(c.Help, st.none() | st.sampled_from(sorted(c.VERBS))),
-    st.builds(c.ListModels),
-    st.builds(c.Versions, MODEL),
-    st.builds(c.Status, MODEL),
-    st.builds(c.Promote, MODEL, VERSIONS, st.sampled_from(("stable", "canary")), st.just("") | REASONS, st.booleans()),
-    st.builds(c.Rollback, MODEL, VERSIONS, st.just("") | REASONS, st.booleans(), st.booleans()),
-    st.builds(c.Approve, VERSIONS),
-    st.builds(c.Reject, VERSIONS, st.just("") | REASONS),
-    st.builds(c.Requests),
-    st.builds(c.History, st.none() | MODEL, st.integers(1, 200)),
-    st.builds(c.Whoami),
+    st.builds(commands.Help, st.none() | st.sampled_from(sorted(commands.VERBS))),
+    st.builds(commands.ListModels),
+    st.builds(commands.Versions, MODEL),
+    st.builds(commands.Status, MODEL),
+    st.builds(
+        commands.Promote, MODEL, VERSIONS, st.sampled_from(("stable", "canary")), st.just("") | REASONS, st.booleans()
+    ),
+    st.builds(commands.Rollback, MODEL, VERSIONS, st.just("") | REASONS, st.booleans(), st.booleans()),
+    st.builds(commands.Approve, VERSIONS),
+    st.builds(commands.Reject, VERSIONS, st.just("") | REASONS),
+    st.builds(commands.Requests),
+    st.builds(commands.History, st.none() | MODEL, st.integers(1, 200)),
+    st.builds(commands.Whoami),
 )
 
 
 @given(COMMANDS)
-def test_round_trips_valid_commands(command: c.Command) -> None:
+def test_round_trips_valid_commands(command: commands.Command) -> None:
     """Any valid command, written out canonically, parses back to an equal command."""
     assert parse(format_command(command), MODELS) == command
 
 
-@given(st.sampled_from([c.Rollback, c.Promote]), st.text(max_size=500))
-def test_any_reason_formats_to_parseable_text(kind: type[c.Rollback | c.Promote], reason: str) -> None:
+@given(st.sampled_from([commands.Rollback, commands.Promote]), st.text(max_size=500))
+def test_any_reason_formats_to_parseable_text(kind: type[commands.Rollback | commands.Promote], reason: str) -> None:
     """A reason from outside the parser (a multi-line Slack modal field) still formats to text that parses,
     folded to one line."""
     parsed = parse(format_command(kind("fraud_detector", 2, reason=reason)), MODELS)
@@ -284,7 +289,7 @@ def test_any_reason_formats_to_parseable_text(kind: type[c.Rollback | c.Promote]
 
 def test_multiline_reason_is_folded() -> None:
     """Line breaks in a reason become spaces and invisible characters vanish when a command is formatted."""
-    text = format_command(c.Reject(7, "wrong model\nsee INC-9\u200b"))
+    text = format_command(commands.Reject(7, "wrong model\nsee INC-9\u200b"))
     assert text == 'reject R7 --reason "wrong model see INC-9"'
 
 
@@ -303,7 +308,7 @@ def _assert_parses_or_explains(text: str) -> None:
         assert "\n" not in message
         assert exc.usage.startswith("/model")
     else:
-        assert isinstance(result, c.Command)
+        assert isinstance(result, commands.Command)
 
 
 @given(st.text(max_size=300))
@@ -313,7 +318,7 @@ def test_arbitrary_text_raises_only_usage_error(text: str) -> None:
 
 
 FRAGMENTS = st.sampled_from(
-    [*c.VERBS, *MODELS, "--reason", "--label", "--limit", "--dry-run", "--emergency", "--help", "--reason=",
+    [*commands.VERBS, *MODELS, "--reason", "--label", "--limit", "--dry-run", "--emergency", "--help", "--reason=",
      "--label=canary", '"', "'", "\u201c", "\u201d", "\u2018", "\u2019", "\u2014dry-run", "=", "R7", "r0", "7",
      "v2", "-1", "0", "200", "201", "stable", "canary", "\\", '\\"', "x y"]
 )  # fmt: skip
@@ -329,18 +334,18 @@ def test_command_like_text_raises_only_usage_error(parts: list[str], separator: 
 
 INT64_MAX = 2**63 - 1
 INT64_BOUNDS_GOOD = [
-    ("promote fraud_detector 20240101120000", c.Promote("fraud_detector", 20240101120000)),
-    (f"promote fraud_detector {INT64_MAX}", c.Promote("fraud_detector", INT64_MAX)),
-    (f"rollback fraud_detector {INT64_MAX}", c.Rollback("fraud_detector", INT64_MAX)),
-    (f"rollback fraud_detector 000{INT64_MAX}", c.Rollback("fraud_detector", INT64_MAX)),
-    ("approve R999999999999", c.Approve(999999999999)),
-    (f"approve R{INT64_MAX}", c.Approve(INT64_MAX)),
-    (f"reject {INT64_MAX}", c.Reject(INT64_MAX)),
+    ("promote fraud_detector 20240101120000", commands.Promote("fraud_detector", 20240101120000)),
+    (f"promote fraud_detector {INT64_MAX}", commands.Promote("fraud_detector", INT64_MAX)),
+    (f"rollback fraud_detector {INT64_MAX}", commands.Rollback("fraud_detector", INT64_MAX)),
+    (f"rollback fraud_detector 000{INT64_MAX}", commands.Rollback("fraud_detector", INT64_MAX)),
+    ("approve R999999999999", commands.Approve(999999999999)),
+    (f"approve R{INT64_MAX}", commands.Approve(INT64_MAX)),
+    (f"reject {INT64_MAX}", commands.Reject(INT64_MAX)),
 ]
 
 
 @pytest.mark.parametrize(("text", "expected"), INT64_BOUNDS_GOOD, ids=[t for t, _ in INT64_BOUNDS_GOOD])
-def test_versions_and_request_ids_up_to_int64_max_are_accepted(text: str, expected: c.Command) -> None:
+def test_versions_and_request_ids_up_to_int64_max_are_accepted(text: str, expected: commands.Command) -> None:
     """Timestamp-named versions and any id up to 2^63-1 parse to exactly that number."""
     assert parse(text, MODELS) == expected
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot import parsing
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.errors import UsageError
 
 MODELS = ("fraud_detector",)
@@ -14,7 +14,7 @@ MODELS = ("fraud_detector",)
 def test_smoke_parses_model_and_version() -> None:
     """The verb takes a model and a version and needs only the read-only `versions` permission."""
     command = parsing.parse("smoke fraud_detector 2", MODELS)
-    assert command == c.Smoke(model_name="fraud_detector", version=2)
+    assert command == commands.Smoke(model_name="fraud_detector", version=2)
     assert command.ACTION == "versions"
     assert parsing.parse(parsing.format_command(command), MODELS) == command
 

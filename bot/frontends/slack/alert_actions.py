@@ -18,13 +18,13 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, PlainTextInputElement, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.alerts import StoredAlert
 from bot.frontends.slack import modals
 from bot.frontends.slack.alert_posts import PICK_ACTION, ROLLBACK_ACTION, parse_value
 from bot.frontends.slack.identity import UserRefused
 from bot.frontends.slack.mrkdwn import clip, escape
-from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
+from bot.frontends.slack.runtime import Say, SlackRuntime, ephemeral, open_view, say_safely
 from bot.texts import alerts as texts
 from bot.texts import slack as slack_texts
 from bot.usecases.context import Context, Reply
@@ -35,18 +35,18 @@ REASON_MAX_CHARS = 500
 FRONTEND = "slack"
 
 
-def register(app: App, rt: Runtime) -> None:
+def register(app: App, runtime: SlackRuntime) -> None:
     @app.action(ROLLBACK_ACTION)
     def on_button(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         action = (body.get("actions") or [{}])[0]
-        _clicked(rt, body, client, action.get("value"))
+        _clicked(runtime, body, client, action.get("value"))
 
     @app.action(PICK_ACTION)
     def on_pick(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         action = (body.get("actions") or [{}])[0]
-        _clicked(rt, body, client, (action.get("selected_option") or {}).get("value"))
+        _clicked(runtime, body, client, (action.get("selected_option") or {}).get("value"))
 
     @app.view(CALLBACK)
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -60,35 +60,37 @@ def register(app: App, rt: Runtime) -> None:
         say = ephemeral(client, channel, user_id)
         target = parse_value(meta.get("value"))
         if target is None:
-            rt.tell(say, texts.STALE)
+            runtime.tell(say, texts.STALE)
             return
         asked = Asked(user_id, channel, target, reason)
-        if not rt.submit("rollback", say, request_rollback, rt, asked, say):
-            rt.tell(say, slack_texts.SLACK_BUSY)
+        if not runtime.submit("rollback", say, request_rollback, runtime, asked, say):
+            runtime.tell(say, slack_texts.SLACK_BUSY)
 
 
-def _clicked(rt: Runtime, body: Mapping[str, Any], client: WebClient, value: object) -> None:
+def _clicked(runtime: SlackRuntime, body: Mapping[str, Any], client: WebClient, value: object) -> None:
     """Check the clicker may request the rollback, then open the pre-filled modal (on this thread: 3 s)."""
     user_id = str(body["user"]["id"])
     channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or "")
     say = ephemeral(client, channel, user_id)
     target = parse_value(value)
-    alert = rt.service.alert_by_id(target[0]) if target else None
+    alert = runtime.service.alert_by_id(target[0]) if target else None
     if target is None or alert is None:
-        rt.tell(say, texts.STALE)
+        runtime.tell(say, texts.STALE)
         return
     try:
-        identity = rt.directory.identity(user_id)
+        identity = runtime.directory.identity(user_id)
     except UserRefused as exc:
-        rt.tell(say, str(exc))
+        runtime.tell(say, str(exc))
         return
     ctx = Context(actor=identity, channel=channel or None, frontend=FRONTEND, alert=alert.reference())
-    refusal = rt.service.permitted(ctx, c.Rollback(alert.model, target[1], reason=texts.reason(alert.alertname, "")))
+    refusal = runtime.service.permitted(
+        ctx, commands.Rollback(alert.model, target[1], reason=texts.reason(alert.alertname, ""))
+    )
     if refusal is not None:
-        rt.tell(say, refusal.text)
+        runtime.tell(say, refusal.text)
         return
     if not open_view(client, str(body.get("trigger_id") or ""), modal(alert, target[1], channel)):
-        rt.tell(say, texts.MODAL_FAILED)
+        runtime.tell(say, texts.MODAL_FAILED)
 
 
 def modal(alert: StoredAlert, version: int, channel: str) -> dict[str, Any]:
@@ -129,18 +131,18 @@ class Asked:
     reason: str
 
 
-def request_rollback(rt: Runtime, asked: Asked, say: Say) -> None:
+def request_rollback(runtime: SlackRuntime, asked: Asked, say: Say) -> None:
     """Open the rollback request as the submitting user, through the service (policy checked again there)."""
-    alert = rt.service.alert_by_id(asked.target[0])
+    alert = runtime.service.alert_by_id(asked.target[0])
     if alert is None:
         say_safely(say, texts.STALE)
         return
-    command = c.Rollback(alert.model, asked.target[1], reason=asked.reason)
+    command = commands.Rollback(alert.model, asked.target[1], reason=asked.reason)
     reference = alert.reference()
 
     def run(ctx: Context) -> Reply:
-        return rt.service.handle(replace(ctx, alert=reference), command)
+        return runtime.service.handle(replace(ctx, alert=reference), command)
 
-    reply = rt.act(asked.user_id, asked.channel or None, "rollback", say, run, model=alert.model)
+    reply = runtime.act(asked.user_id, asked.channel or None, "rollback", say, run, model=alert.model)
     if reply is not None:
         say_safely(say, reply.text)

@@ -18,14 +18,15 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, RateLimitErrorRetr
 
 from bot.core.errors import ConfigError, ModelbotError
 from bot.frontends.http.metrics import Metrics
-from bot.frontends.slack import buttons, commands
+from bot.frontends.slack import buttons
+from bot.frontends.slack import commands as slash_commands
 from bot.frontends.slack.alert_actions import register as register_alert_actions
 from bot.frontends.slack.guard import bolt_logger
 from bot.frontends.slack.home import register as register_home
 from bot.frontends.slack.identity import Directory, policy_groups
 from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
-from bot.frontends.slack.runtime import Runtime
+from bot.frontends.slack.runtime import SlackRuntime
 from bot.frontends.slack.workers import Workers
 from bot.service import Service
 
@@ -118,7 +119,7 @@ def build_app(
     except (BoltError, SlackClientError, OSError) as exc:  # auth.test failed: bad token, or Slack unreachable
         raise ModelbotError(f"Slack did not accept SLACK_BOT_TOKEN at {env.api_url} (auth.test): {exc}") from None
     directory = Directory(client, policy_groups(service.policy_members()))
-    runtime = Runtime(
+    runtime = SlackRuntime(
         service=service,
         directory=directory,
         workers=workers or Workers(),
@@ -128,7 +129,7 @@ def build_app(
         rate_gate=rate_gate or RateGate(),
         notices=notices or Notices(),
     )
-    commands.register(app, runtime)
+    slash_commands.register(app, runtime)
     buttons.register(app, runtime)
     register_alert_actions(app, runtime)
     register_home(app, runtime)  # the App Home tab (app_home_opened)

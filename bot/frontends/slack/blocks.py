@@ -92,7 +92,7 @@ def render_card(card: CardView, now: datetime, progress: Sequence[ProgressEvent]
     body += retro_blocks(req)  # an emergency's retro-review, with Acknowledge once it has finished
     body = body[: MAX_BLOCKS - 1]
     if req.state is RequestState.PENDING:
-        body.append(_buttons(req))
+        body.append(decide_buttons(req))
     fallback = clip(escape(texts.slack_card_fallback(req)), FALLBACK_CHARS)
     if req.state is RequestState.PENDING and card.approvers:  # the notification pings the approvers
         fallback = clip(f"{fallback} · {', '.join(mention(a) for a in card.approvers)}", FALLBACK_CHARS)
@@ -216,7 +216,9 @@ def _limited(lines: Sequence[str]) -> Iterable[str]:
         yield texts.slack_more_lines(len(lines) - LIST_LINES)
 
 
-def _buttons(req: ChangeRequest) -> ActionsBlock:
+def decide_buttons(req: ChangeRequest, block_prefix: str = "decide") -> ActionsBlock:
+    """Approve (with a confirmation) and Reject for `req`; the card and the Home tab share them (same action ids,
+    so the same listeners answer)."""
     value = str(req.id)
     confirm = ConfirmObject(
         title=texts.SLACK_CONFIRM_TITLE,
@@ -225,7 +227,7 @@ def _buttons(req: ChangeRequest) -> ActionsBlock:
         deny=texts.SLACK_CONFIRM_DENY,
     )
     return ActionsBlock(
-        block_id=f"decide:{req.id}",
+        block_id=f"{block_prefix}:{req.id}",
         elements=[
             ButtonElement(
                 text=texts.SLACK_APPROVE, action_id=APPROVE_ACTION, value=value, style="primary", confirm=confirm

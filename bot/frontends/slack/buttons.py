@@ -11,19 +11,19 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.frontends.slack import modals
 from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION, RESYNC_ACTION
 from bot.frontends.slack.home import home_refresher
 from bot.frontends.slack.notices import private_say as private
 from bot.frontends.slack.review_blocks import ACKNOWLEDGE_ACTION
-from bot.frontends.slack.runtime import Runtime, Say, ephemeral, open_view, say_safely
+from bot.frontends.slack.runtime import Say, SlackRuntime, ephemeral, open_view, say_safely
 from bot.parsing import request_id_value
 from bot.texts import slack as texts
 
 
-def register(app: App, rt: Runtime) -> None:
-    _register_acknowledge(app, rt)
+def register(app: App, runtime: SlackRuntime) -> None:
+    _register_acknowledge(app, runtime)
 
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -32,16 +32,16 @@ def register(app: App, rt: Runtime) -> None:
         say = private(client, channel, user_id)  # a click on the Home tab has no channel: a DM then
         request_id = _request_id(body)
         if request_id is None:
-            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            runtime.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        refresh = home_refresher(rt, client, user_id, body)
+        refresh = home_refresher(runtime, client, user_id, body)
 
         def approve_then_refresh() -> None:
-            decide(rt, user_id, channel, c.Approve(request_id), say)
+            decide(runtime, user_id, channel, commands.Approve(request_id), say)
             refresh()
 
-        if not rt.submit("approve", say, approve_then_refresh):
-            rt.tell(say, texts.SLACK_BUSY)
+        if not runtime.submit("approve", say, approve_then_refresh):
+            runtime.tell(say, texts.SLACK_BUSY)
 
     @app.action(REJECT_ACTION)
     def on_reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -49,11 +49,11 @@ def register(app: App, rt: Runtime) -> None:
         user_id, channel = _clicker(body)
         request_id = _request_id(body)
         if request_id is None:
-            rt.tell(private(client, channel, user_id), texts.SLACK_STALE_BUTTON)
+            runtime.tell(private(client, channel, user_id), texts.SLACK_STALE_BUTTON)
             return
         # The trigger_id is valid for 3 s and once: open the modal now, on this thread.
         if not open_view(client, str(body["trigger_id"]), modals.reject_view(request_id, channel)):
-            rt.tell(private(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
+            runtime.tell(private(client, channel, user_id), texts.slack_modal_failed_reject(request_id))
 
     @app.action(RESYNC_ACTION)
     def on_resync(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -63,10 +63,10 @@ def register(app: App, rt: Runtime) -> None:
         actions = body.get("actions") or [{}]
         model = str(actions[0].get("value") or "")
         if not model:
-            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            runtime.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        if not rt.submit("resync", say, resync, rt, user_id, channel, c.Resync(model), say):
-            rt.tell(say, texts.SLACK_BUSY)
+        if not runtime.submit("resync", say, resync, runtime, user_id, channel, commands.Resync(model), say):
+            runtime.tell(say, texts.SLACK_BUSY)
 
     @app.view(modals.REJECT_CALLBACK)
     def on_reject_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
@@ -80,13 +80,15 @@ def register(app: App, rt: Runtime) -> None:
         user_id = str(body["user"]["id"])
         say = private(client, channel, user_id)
         if request_id is None:
-            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            runtime.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        if not rt.submit("reject", say, decide, rt, user_id, channel, c.Reject(request_id, reason), say):
-            rt.tell(say, texts.SLACK_BUSY)
+        if not runtime.submit(
+            "reject", say, decide, runtime, user_id, channel, commands.Reject(request_id, reason), say
+        ):
+            runtime.tell(say, texts.SLACK_BUSY)
 
 
-def _register_acknowledge(app: App, rt: Runtime) -> None:
+def _register_acknowledge(app: App, runtime: SlackRuntime) -> None:
     @app.action(ACKNOWLEDGE_ACTION)
     def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
@@ -94,39 +96,46 @@ def _register_acknowledge(app: App, rt: Runtime) -> None:
         say = private(client, channel, user_id)
         request_id = _request_id(body)
         if request_id is None:
-            rt.tell(say, texts.SLACK_STALE_BUTTON)
+            runtime.tell(say, texts.SLACK_STALE_BUTTON)
             return
-        refresh = home_refresher(rt, client, user_id, body)
+        refresh = home_refresher(runtime, client, user_id, body)
 
         def acknowledge_then_refresh() -> None:
-            acknowledge(rt, user_id, channel, c.Review(request_id), say)
+            acknowledge(runtime, user_id, channel, commands.Review(request_id), say)
             refresh()
 
-        if not rt.submit("review", say, acknowledge_then_refresh):
-            rt.tell(say, texts.SLACK_BUSY)
+        if not runtime.submit("review", say, acknowledge_then_refresh):
+            runtime.tell(say, texts.SLACK_BUSY)
 
 
-def decide(rt: Runtime, user_id: str, channel: str, command: c.Approve | c.Reject, say: Say) -> None:
+def decide(
+    runtime: SlackRuntime, user_id: str, channel: str, command: commands.Approve | commands.Reject, say: Say
+) -> None:
     """Approve or reject as the clicking user; only a refusal or failure is shown, to them alone."""
-    label = "approve" if isinstance(command, c.Approve) else "reject"
-    reply = rt.act(
-        user_id, channel or None, label, say, lambda ctx: rt.service.handle(ctx, command), request_id=command.request_id
+    label = "approve" if isinstance(command, commands.Approve) else "reject"
+    reply = runtime.act(
+        user_id,
+        channel or None,
+        label,
+        say,
+        lambda ctx: runtime.service.handle(ctx, command),
+        request_id=command.request_id,
     )
     if reply is not None and not reply.ok:
         say_safely(say, reply.text)
 
 
-def acknowledge(rt: Runtime, user_id: str, channel: str, command: c.Review, say: Say) -> None:
+def acknowledge(runtime: SlackRuntime, user_id: str, channel: str, command: commands.Review, say: Say) -> None:
     """`/model review R7` as the clicking user (the Acknowledge button); the card shows who acknowledged it."""
-    reply = rt.act(user_id, channel or None, "review", say, lambda ctx: rt.service.handle(ctx, command))
+    reply = runtime.act(user_id, channel or None, "review", say, lambda ctx: runtime.service.handle(ctx, command))
     if reply is not None and not reply.ok:
         say_safely(say, reply.text)
 
 
-def resync(rt: Runtime, user_id: str, channel: str, command: c.Resync, say: Say) -> None:
+def resync(runtime: SlackRuntime, user_id: str, channel: str, command: commands.Resync, say: Say) -> None:
     """Re-sync as the clicking user; they are always told the result (also posted to the incident channel when
     replicas were re-sent): a click that changes nothing must not look ignored."""
-    reply = rt.act(user_id, channel, "resync", say, lambda ctx: rt.service.handle(ctx, command))
+    reply = runtime.act(user_id, channel, "resync", say, lambda ctx: runtime.service.handle(ctx, command))
     if reply is not None:
         say_safely(say, reply.text)
 

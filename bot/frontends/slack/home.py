@@ -16,27 +16,22 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
-    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
-    PlainTextObject,
     SectionBlock,
 )
 from slack_sdk.models.views import View
 
 from bot.core.approvals import ChangeRequest
-from bot.frontends.slack.blocks import APPROVE_ACTION, REJECT_ACTION
+from bot.frontends.slack.blocks import decide_buttons
 from bot.frontends.slack.identity import UserRefused
 from bot.frontends.slack.mrkdwn import clip, date, escape, member
 from bot.frontends.slack.review_blocks import acknowledge_actions
-from bot.frontends.slack.runtime import Runtime
+from bot.frontends.slack.runtime import SlackRuntime
 from bot.texts import routing as words
-from bot.texts import slack as texts
 from bot.usecases.home import HomeView
 
 log = logging.getLogger(__name__)
@@ -49,21 +44,21 @@ SECTION_CHARS = 3000
 HEADER = "modelbot"
 
 
-def register(app: App, rt: Runtime) -> None:
+def register(app: App, runtime: SlackRuntime) -> None:
     @app.event(EVENT)
     def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
         user_id = str(event.get("user") or "")
         if event.get("tab", "home") != "home" or not user_id:
             return  # the Messages tab, or nobody to show it to
-        if not rt.workers.submit(publish, rt, client, user_id):
+        if not runtime.workers.submit(publish, runtime, client, user_id):
             log.info("Home tab not published: the worker pool is full")
 
 
-def publish(rt: Runtime, client: WebClient, user_id: str) -> None:
+def publish(runtime: SlackRuntime, client: WebClient, user_id: str) -> None:
     """Render the user's Home from the database and publish it; failures are logged, never raised."""
     try:
         try:
-            view = render_home(rt.service.home(rt.directory.identity(user_id)))
+            view = render_home(runtime.service.home(runtime.directory.identity(user_id)))
         except UserRefused:
             view = _notice(words.HOME_CANNOT_VERIFY)
         client.views_publish(user_id=user_id, view=view)
@@ -71,13 +66,15 @@ def publish(rt: Runtime, client: WebClient, user_id: str) -> None:
         log.warning("Home tab of %s not published: %s", user_id, type(exc).__name__)
 
 
-def home_refresher(rt: Runtime, client: WebClient, user_id: str, body: Mapping[str, Any]) -> Callable[[], None]:
+def home_refresher(
+    runtime: SlackRuntime, client: WebClient, user_id: str, body: Mapping[str, Any]
+) -> Callable[[], None]:
     """What to run after a click: re-publish the Home tab when the click was on it, else nothing."""
     container = body.get("container") or {}
     view = body.get("view") or {}
     if container.get("type") != "view" or view.get("type", "home") != "home":
         return lambda: None
-    return lambda: publish(rt, client, user_id)
+    return lambda: publish(runtime, client, user_id)
 
 
 def render_home(home: HomeView) -> dict[str, Any]:
@@ -105,7 +102,7 @@ def _requests(home: HomeView) -> list[Block]:
     for req, may_decide in home.open_requests[:MAX_REQUESTS]:
         out.append(_section(words.home_request_line(_shown(req), member(req.requester), date(req.expires_at))))
         if may_decide:
-            out.append(_decide_buttons(req))
+            out.append(decide_buttons(req, block_prefix="home-decide"))
     return out + _more(len(home.open_requests) - MAX_REQUESTS)
 
 
@@ -126,25 +123,6 @@ def _problem_lines(home: HomeView) -> list[str]:
     drift = [words.home_drift_line(escape(e.model), date(e.since), len(e.replicas)) for e in home.drifted]
     frozen = [words.home_frozen_line(escape(f.model), escape(f.reason)) for f in home.frozen]
     return drift + frozen
-
-
-def _decide_buttons(req: ChangeRequest) -> ActionsBlock:
-    value = str(req.id)
-    confirm = ConfirmObject(
-        title=texts.SLACK_CONFIRM_TITLE,
-        text=PlainTextObject(text=clip(texts.slack_card_title(req), 300)),
-        confirm=texts.SLACK_APPROVE,
-        deny=texts.SLACK_CONFIRM_DENY,
-    )
-    return ActionsBlock(
-        block_id=f"home-decide:{req.id}",
-        elements=[
-            ButtonElement(
-                text=texts.SLACK_APPROVE, action_id=APPROVE_ACTION, value=value, style="primary", confirm=confirm
-            ),
-            ButtonElement(text=texts.SLACK_REJECT, action_id=REJECT_ACTION, value=value, style="danger"),
-        ],
-    )
 
 
 def _heading(title: str) -> list[Block]:

@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.core import commands as c
+from bot.core import commands
 from bot.core.fleet import ProgressEvent, RolloutResult
 from bot.frontends.http.metrics import Metrics, PhaseClock
 from bot.frontends.slack.identity import Directory, UserRefused
@@ -35,7 +35,10 @@ Say = Callable[[str], None]  # shows a sentence to the acting user only (respons
 
 
 @dataclass
-class Runtime:
+class SlackRuntime:
+    """What every Slack listener shares (service, directory, worker pool, metrics, rate gate, notices), and the one
+    way it acts: as the signed user, through the service (`act`), on the worker pool (`submit`)."""
+
     service: Service
     directory: Directory
     workers: Workers
@@ -158,7 +161,7 @@ def verb_label(text: str) -> str:
     """The verb of a `/model` text for metrics: a known verb, "help" for none, "invalid" otherwise."""
     words = text.split(maxsplit=1)
     verb = words[0].lower() if words else "help"
-    return verb if verb in c.VERBS else "invalid"
+    return verb if verb in commands.VERBS else "invalid"
 
 
 def say_safely(say: Say, text: str) -> None:
