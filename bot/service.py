@@ -190,6 +190,11 @@ class Service:
         """The bot's clock (aware UTC)."""
         return self.deps.clock()
 
+    def check_ready(self) -> None:
+        """Readiness (`/readyz`): the database answers and its schema is at the newest migration; raises
+        StoreUnavailable otherwise. The fleet is not part of it: a bot whose fleet is away still serves incidents."""
+        self.deps.db.check_schema()
+
     @property
     def heartbeat_s(self) -> float:
         """How often a running rollout renews its fleet lease: `serve` sweeps for dead rollouts as often."""

@@ -123,6 +123,10 @@ class MemoryStore:
         if self.down:
             raise StoreUnavailable("the in-memory database is down (test)")
 
+    def check_schema(self) -> None:
+        """Readiness: an in-memory store has no migrations, so it is ready whenever it answers."""
+        self.ping()
+
     def publish(self, data: _Data) -> None:
         self.committed = data
         self.commits += 1

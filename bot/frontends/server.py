@@ -228,11 +228,10 @@ class Server:
         return self._acking > 0 or time.monotonic() < self._quiet_from
 
     def _readyz(self, _: Environ) -> Response:
-        # The database only: with its schema at head the bot serves incidents even while the fleet is away (/healthz
-        # reports the replicas). check_schema, not ping: an empty or half-migrated database answers but fails every
-        # command.
-        # The composition's own probe (bot.wiring.Bot), like /healthz's of the fleet: readiness of the adapters.
-        reason = not_ready([("database", self.bot.db.check_schema)])
+        # The database only (Service.check_ready): with its schema at head the bot serves incidents even while the
+        # fleet is away (/healthz reports the replicas). The schema, not a ping: an empty or half-migrated database
+        # answers but fails every command.
+        reason = not_ready([("database", self.bot.service.check_ready)])
         return Response.text(503, reason) if reason else Response.text(200, "ready")
 
     def _metrics(self, environ: Environ) -> Response:

@@ -196,10 +196,12 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
-    """The database: units of work (`readonly=True` for pure reads, which never wait for writers), and a ping."""
+    """The database: units of work (`readonly=True` for pure reads, which never wait for writers), a ping, and the
+    readiness check (answers and its schema is at the newest migration; raises StoreUnavailable otherwise)."""
 
     def uow(self, *, readonly: bool = False) -> UnitOfWork: ...
     def ping(self) -> None: ...
+    def check_schema(self) -> None: ...
 
 
 __all__ = [
