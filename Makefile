@@ -42,8 +42,16 @@ deploy-tools: $(DEPLOY_STAMP)
 demo: $(TF_STAMP)
 	$(BIN)/modelbot demo
 
+# Most test time is waiting (emulated 30 s loads, lease expiries, Slack retry-after, processes starting), not CPU:
+# pytest-xdist runs the process tiers on TEST_WORKERS workers, each test in its own temp dirs, free ports and
+# PostgreSQL schema. worksteal + the slowest tiers first (tests/conftest.py) keep the tail short. TEST_WORKERS=0
+# runs everything in this process (for a debugger). `make unit` stays in one process: workers would cost more
+# start-up time than its few seconds of tests.
+TEST_WORKERS ?= 4
+PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+
 test: $(TF_STAMP) $(DEPLOY_STAMP) lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(PARALLEL)
 
 # Test tiers, each runnable alone (`make test` runs them all, plus lint and types): unit = pure, no processes;
 # integration = devstack emulator processes over mTLS and real SQLite/PostgreSQL; e2e = the whole bot behind signed
@@ -52,13 +60,13 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 integration: $(TF_STAMP)
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q $(PARALLEL) tests/integration
 
 e2e: $(TF_STAMP)
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q $(PARALLEL) tests/e2e
 
 faults: $(TF_STAMP)
-	$(BIN)/pytest -q tests/faults
+	$(BIN)/pytest -q $(PARALLEL) tests/faults
 
 deploy-checks: $(STAMP) $(DEPLOY_STAMP)
 	$(BIN)/pytest -q tests/deploy

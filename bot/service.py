@@ -14,7 +14,7 @@ from datetime import datetime
 from bot import parsing
 from bot.core import commands
 from bot.core.alerts import StoredAlert
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.errors import ModelbotError, PermissionDenied, StoreUnavailable, UsageError
 from bot.core.outbox import OutboxMessage
 from bot.core.policy import Decision, Identity

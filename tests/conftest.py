@@ -34,6 +34,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_CACHE = REPO_ROOT / ".devstack" / "test-cache"
 
 
+# The slowest tiers first: with workers (`make test` runs pytest-xdist), a long fault test that starts last holds
+# the whole run up while the other workers sit idle. Within a tier, collection order is kept.
+_TIER_ORDER = ("faults", "e2e", "integration", "deploy", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the collected tests by tier, slowest tier first (a stable sort: order within a tier is kept)."""
+
+    def tier(item: pytest.Item) -> int:
+        parts = Path(str(item.path)).relative_to(REPO_ROOT).parts
+        name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return _TIER_ORDER.index(name) if name in _TIER_ORDER else len(_TIER_ORDER)
+
+    items.sort(key=tier)
+
+
 @pytest.fixture(scope="session")
 def devstack_certs(tmp_path_factory: pytest.TempPathFactory) -> DevCerts:
     """Demo certificates, made once per session."""

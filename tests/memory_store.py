@@ -30,9 +30,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
-from bot.core.approvals import OPEN_STATES, Approval, ChangeRequest, RequestState
 from bot.core.audit import GENESIS, AuditEntry, VerifyResult, canonical_json, normalise_detail, seal, verify_stored
 from bot.core.auto_rollback import StableChange
+from bot.core.change_request import OPEN_STATES, Approval, ChangeRequest, RequestState
 from bot.core.commands import format_request_id
 from bot.core.desired import FleetConfig, ModelState
 from bot.core.drift import Episode

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.approvals import ChangeRequest
 from bot.core.audit import AuditEntry, VerifyResult
+from bot.core.change_request import ChangeRequest
 
 
 @dataclass(frozen=True)

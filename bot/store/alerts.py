@@ -10,8 +10,8 @@ from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 
 from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
-from bot.core.approvals import RequestState
 from bot.core.auto_rollback import StableChange
+from bot.core.change_request import RequestState
 from bot.store.tables import alerts, audit_log, operations, requests
 from bot.store.tx import Tx
 

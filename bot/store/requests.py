@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from bot.core.approvals import OPEN_STATES, Approval, ChangeRequest, RequestState
+from bot.core.change_request import OPEN_STATES, Approval, ChangeRequest, RequestState
 from bot.core.commands import format_request_id
 from bot.core.errors import Conflict, NotFound
 from bot.store.tables import approvals, requests

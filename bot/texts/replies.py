@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.audit import AuditEntry
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.commands import format_request_id as rid
 from bot.core.desired import ModelState
 from bot.core.errors import ModelbotError

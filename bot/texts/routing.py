@@ -6,7 +6,7 @@ mrkdwn.py), user text escaped. Nothing here escapes again.
 
 from __future__ import annotations
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.core.commands import format_request_id as rid
 
 # Slack's errors for a post the bot may never make there, in words (anything else: Slack's error code as is).

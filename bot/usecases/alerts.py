@@ -17,7 +17,7 @@ from typing import Any
 from bot import parsing
 from bot.core import commands
 from bot.core.alerts import FIRING, NEW, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState, StoredAlert
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.core.errors import NotFound
 from bot.texts import commands as command_texts
 from bot.texts import slack as slack_texts

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core.approvals import ChangeRequest, two_person_rule_excludes
+from bot.core.approvals import two_person_rule_excludes
+from bot.core.change_request import ChangeRequest
 from bot.core.policy import APPROVE, MEMBER_ID
 from bot.usecases.audit_trail import record
 from bot.usecases.context import Deps

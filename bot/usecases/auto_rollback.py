@@ -18,8 +18,8 @@ from datetime import timedelta
 
 from bot.core import approvals
 from bot.core.alerts import AutoState, StoredAlert
-from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.auto_rollback import HOUR, Decision, Facts, Hold, Verdict, decide, last_known_good
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.errors import ModelbotError
 from bot.core.policy import Identity
 from bot.settings import AutoRollback

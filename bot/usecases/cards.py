@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.core.errors import NotFound
 from bot.usecases.approval_routing import approvers
 from bot.usecases.context import Deps

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bot.core import approvals, commands
-from bot.core.approvals import ChangePlan, ChangeRequest, RequestState
+from bot.core.change_request import ChangePlan, ChangeRequest, RequestState
 from bot.core.commands import EMERGENCY_ACTION
 from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
 from bot.core.fleet import ReplicaStatus

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.core import approvals, commands
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.errors import Conflict, ModelbotError, NotFound
 from bot.texts import replies as texts
 from bot.usecases.audit_trail import notify_card, notify_incident, record

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from bot.core import approvals
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState, change_digest
 from bot.core.desired import FleetConfig, ModelState
 from bot.core.errors import Conflict, ModelbotError, NotFound, StoreUnavailable
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
@@ -31,9 +31,7 @@ LOCK_POLL_S = 0.2
 
 def live_digest(req: ChangeRequest, state: ModelState) -> str:
     """The digest of `req`'s change against the model's desired state now (approvals bind to it)."""
-    return approvals.change_digest(
-        req.model, req.from_version, req.to_version, req.label, state.label_map(), state.generation
-    )
+    return change_digest(req.model, req.from_version, req.to_version, req.label, state.label_map(), state.generation)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.usecases.context import Deps
 
 

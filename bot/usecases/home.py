@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.core import approvals
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.drift import Episode
 from bot.core.freeze import Freeze
 from bot.core.policy import Identity

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.core.fleet import ProgressEvent
 from bot.core.outbox import OutboxMessage
 from bot.usecases.context import Deps

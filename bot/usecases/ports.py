@@ -15,9 +15,9 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from bot.core.alerts import AlertNotice, AutoState, StoredAlert
-from bot.core.approvals import ChangeRequest
 from bot.core.audit import AuditEntry, VerifyResult
 from bot.core.auto_rollback import StableChange
+from bot.core.change_request import ChangeRequest
 from bot.core.desired import FleetConfig, ModelState
 from bot.core.drift import Episode
 from bot.core.fleet import RolloutResult

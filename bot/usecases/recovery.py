@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core import approvals
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.desired import FleetConfig, ModelState
 from bot.core.errors import ModelbotError
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult

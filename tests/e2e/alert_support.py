@@ -5,13 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
-import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
 from tests.e2e.fake_slack import Call
-from tests.e2e.slack_driver import TEAM, HttpResult, http
+from tests.e2e.slack_driver import HttpResult, http
 from tests.e2e.stack import ALERT_TOKEN, Stack
 
 ALERTNAME = "FraudScoreDrift"
@@ -80,28 +78,13 @@ def opened_view(stack: Stack, index: int = 0) -> dict[str, Any]:
 
 def pick(stack: Stack, value: str, user_id: str, channel: str, ts: str) -> HttpResult:
     """A signed block_actions payload choosing `value` in the alert post's version select."""
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM},
-        "api_app_id": "A0MODELBOT",
-        "token": "deprecated",
-        "team": {"id": TEAM, "domain": "fake"},
-        "trigger_id": stack.driver.trigger_id(),
-        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-        "channel": {"id": channel, "name": "incident"},
-        "message": {"type": "message", "ts": ts, "bot_id": "B0MODELBOT"},
-        "response_url": stack.fake.response_url(),
-        "actions": [
-            {
-                "type": "static_select",
-                "action_id": "alert_rollback_pick",
-                "block_id": "alert:1",
-                "selected_option": {"text": {"type": "plain_text", "text": "v"}, "value": value},
-                "action_ts": str(time.time()),
-            }
-        ],
+    action = {
+        "type": "static_select",
+        "action_id": "alert_rollback_pick",
+        "block_id": "alert:1",
+        "selected_option": {"text": {"type": "plain_text", "text": "v"}, "value": value},
     }
-    return stack.driver.post(urllib.parse.urlencode({"payload": json.dumps(payload)}))
+    return stack.driver.post(stack.driver.block_actions_body(user_id, action, channel_id=channel, message_ts=ts))
 
 
 def pagerduty_event(event_type: str, incident: str = "PINC001", service: str = "fraud_detector") -> bytes:

@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -147,24 +146,5 @@ def home_opened(driver: SlackDriver, user_id: str) -> HttpResult:
 
 def home_click(driver: SlackDriver, action_id: str, value: str, user_id: str) -> HttpResult:
     """A signed click on a button of the Home tab (a view container: no channel, no message)."""
-    payload = {
-        "type": "block_actions",
-        "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM},
-        "api_app_id": "A0MODELBOT",
-        "token": "deprecated",
-        "team": {"id": TEAM, "domain": "fake"},
-        "trigger_id": driver.trigger_id(),
-        "container": {"type": "view", "view_id": "V0HOME"},
-        "view": {"id": "V0HOME", "type": "home", "callback_id": "", "private_metadata": "", "hash": "h"},
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action_id,
-                "block_id": f"home-decide:{value}",
-                "value": value,
-                "text": {"type": "plain_text", "text": action_id},
-                "action_ts": "1.2",
-            }
-        ],
-    }
-    return driver.post(urlencode({"payload": json.dumps(payload)}))
+    action = {"type": "button", "action_id": action_id, "block_id": f"home-decide:{value}", "value": value}
+    return driver.post(driver.block_actions_body(user_id, action, view_id="V0HOME"))

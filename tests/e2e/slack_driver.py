@@ -97,7 +97,24 @@ class SlackDriver:
         return self.post(self.slash_command_body(text, user_id, channel_id), **kwargs)
 
     def block_action_body(self, action_id: str, value: str, user_id: str, channel_id: str, message_ts: str) -> str:
-        payload = {
+        """A button click on a message (the approval card, an alert post)."""
+        action = {"type": "button", "action_id": action_id, "block_id": f"decide:{value}", "value": value}
+        return self.block_actions_body(user_id, action, channel_id=channel_id, message_ts=message_ts)
+
+    def block_actions_body(
+        self,
+        user_id: str,
+        action: dict[str, Any],
+        *,
+        channel_id: str | None = None,
+        message_ts: str | None = None,
+        view_id: str | None = None,
+    ) -> str:
+        """The form body of a `block_actions` payload with one action, as Slack sends it: clicked on a message
+        (`channel_id` + `message_ts`, with a response_url) or on a view (`view_id`, e.g. the Home tab: no channel,
+        no message, no response_url)."""
+        action = {"text": {"type": "plain_text", "text": action["action_id"]}, "action_ts": str(time.time()), **action}
+        payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": TEAM},
             "api_app_id": "A0MODELBOT",
@@ -105,22 +122,22 @@ class SlackDriver:
             "team": {"id": TEAM, "domain": "fake"},
             "is_enterprise_install": False,
             "trigger_id": self.trigger_id(),
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
-            "channel": {"id": channel_id, "name": "ops"},
-            "message": {"type": "message", "ts": message_ts, "bot_id": "B0MODELBOT"},
             "state": {"values": {}},
-            "response_url": self._response_url(),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": f"decide:{value}",
-                    "value": value,
-                    "text": {"type": "plain_text", "text": action_id},
-                    "action_ts": str(time.time()),
-                }
-            ],
+            "actions": [action],
         }
+        if view_id is not None:
+            payload["container"] = {"type": "view", "view_id": view_id}
+            payload["view"] = {"id": view_id, "type": "home", "callback_id": "", "private_metadata": "", "hash": "h"}
+        else:
+            payload["container"] = {
+                "type": "message",
+                "message_ts": message_ts,
+                "channel_id": channel_id,
+                "is_ephemeral": False,
+            }
+            payload["channel"] = {"id": channel_id, "name": "ops"}
+            payload["message"] = {"type": "message", "ts": message_ts, "bot_id": "B0MODELBOT"}
+            payload["response_url"] = self._response_url()
         return urlencode({"payload": json.dumps(payload)})
 
     def click(self, action_id: str, value: str, user_id: str, channel_id: str, message_ts: str) -> HttpResult:

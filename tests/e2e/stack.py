@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.core.approvals import ChangeRequest
 from bot.core.audit import AuditEntry
+from bot.core.change_request import ChangeRequest
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
 from bot.core.ports import Fleet
 from bot.devstack.certs import DevCerts

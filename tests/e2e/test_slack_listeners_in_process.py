@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from tests.devstack_support import wait_until
 from tests.e2e.alert_support import alert_posts, am_alert, now_rfc3339, opened_view, pick, send_alerts
 from tests.e2e.in_process import in_process, registered_listeners

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bot.core.approvals import ChangeRequest
 from bot.core.audit import AuditEntry
+from bot.core.change_request import ChangeRequest
 from bot.core.desired import FleetConfig
 from bot.devstack.certs import DevCerts
 from bot.devstack.fleet import DevFleet

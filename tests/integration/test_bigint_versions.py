@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.core import commands
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.core.policy import Identity
 from bot.store import audit_export
 from bot.texts import replies

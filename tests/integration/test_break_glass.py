@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.store.tables import outbox
 from tests.service_harness import ALICE, BOB, DAVE, Harness, make_harness
 

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.store import audit_export
 from tests.service_harness import ALICE, Clock, make_harness
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.core.freeze import FreezeWindow
 from tests.service_harness import ALICE, BOB, DAVE, Harness, make_harness
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.core.rollout import ChangeSpec, plan_rollout
 from tests.service_harness import ALICE, BOB, Harness, make_harness
 

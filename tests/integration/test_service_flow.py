@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.serving.config_proto import write_model_config_file
 from bot.store import audit_export
 from tests.devstack_support import wait_until
@@ -251,8 +251,14 @@ def test_database_outage_before_the_first_reload_changes_nothing(h: Harness) -> 
     flaky = FlakyDatabase(h.bot.db)
     h.bot.service.deps.db = flaky
     h.bot.service.deps.finish_retry_delays_s = ()
+    h.bot.service.deps.late_record_delays_s = (0.2,)
     h.fleet.on_rollout = lambda: setattr(flaky, "down", True)
     h.say(ALICE, ROLLBACK)
     reply = h.say(BOB, "approve R1")
     assert not reply.ok and "not switched" in reply.text
     assert len(h.fleet.sent) == 1  # still only the initial config
+    flaky.down = False  # back: the outcome is recorded late and the lease released (no retry thread outlives this)
+    assert wait_until(lambda: _request(h, 1).state.is_final or None, 10, "the late record")
+    with h.bot.db.uow() as uow:
+        assert uow.fleet_lock.holder(h.clock()) is None
+    assert len(h.fleet.sent) == 1

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from bot.core import approvals as ap
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangePlan, ChangeRequest, RequestState, change_digest
 from bot.core.errors import Conflict, ModelbotError, PermissionDenied, UsageError
 from bot.core.fleet import Outcome
 from bot.core.policy import ApprovalRule, Decision, Identity, Policy
@@ -42,7 +42,7 @@ def _request(**changes: Any) -> ChangeRequest:
         "generation": 7,
     }
     args.update(changes)
-    plan = ap.ChangePlan(
+    plan = ChangePlan(
         action=args["action"],
         model=args["model"],
         from_version=args["from_version"],
@@ -64,15 +64,15 @@ def _request(**changes: Any) -> ChangeRequest:
 
 def test_change_digest_is_canonical() -> None:
     """The digest ignores label-map ordering but changes with any part of the change or the generation."""
-    base = ap.change_digest("m", 3, 2, "stable", {"stable": 3, "canary": 4}, 7)
-    assert base == ap.change_digest("m", 3, 2, "stable", {"canary": 4, "stable": 3}, 7)
+    base = change_digest("m", 3, 2, "stable", {"stable": 3, "canary": 4}, 7)
+    assert base == change_digest("m", 3, 2, "stable", {"canary": 4, "stable": 3}, 7)
     assert len(base) == 64
     variants = [
-        ap.change_digest("m", 3, 2, "stable", {"stable": 3, "canary": 4}, 8),
-        ap.change_digest("m", 3, 2, "canary", {"stable": 3, "canary": 4}, 7),
-        ap.change_digest("m", None, 2, "stable", {"stable": 3, "canary": 4}, 7),
-        ap.change_digest("m", 3, 2, "stable", {"stable": 3}, 7),
-        ap.change_digest("n", 3, 2, "stable", {"stable": 3, "canary": 4}, 7),
+        change_digest("m", 3, 2, "stable", {"stable": 3, "canary": 4}, 8),
+        change_digest("m", 3, 2, "canary", {"stable": 3, "canary": 4}, 7),
+        change_digest("m", None, 2, "stable", {"stable": 3, "canary": 4}, 7),
+        change_digest("m", 3, 2, "stable", {"stable": 3}, 7),
+        change_digest("n", 3, 2, "stable", {"stable": 3, "canary": 4}, 7),
     ]
     assert base not in variants
     assert len(set(variants)) == len(variants)
@@ -83,7 +83,7 @@ def test_new_request_is_pending_and_bound_to_the_change() -> None:
     req = _request(plan_summary="load v2, move stable", signature_note="compatible")
     assert req.state is RequestState.PENDING
     assert req.expires_at == T0 + TTL
-    assert req.digest == ap.change_digest("fraud_detector", 3, 2, "stable", LABELS, 7)
+    assert req.digest == change_digest("fraud_detector", 3, 2, "stable", LABELS, 7)
     assert (req.dry_run_plan, req.extra["signature_note"]) == ("load v2, move stable", "compatible")
 
 
@@ -203,7 +203,7 @@ def test_start_execution_once_and_only_with_matching_digest() -> None:
     assert executing.state is RequestState.EXECUTING
     with pytest.raises(Conflict):
         ap.start_execution(executing, approved.digest, T0)
-    moved = ap.change_digest("fraud_detector", 3, 2, "stable", LABELS, 8)
+    moved = change_digest("fraud_detector", 3, 2, "stable", LABELS, 8)
     voided = ap.start_execution(approved, moved, T0)
     assert voided.state is RequestState.VOID
     assert "changed after R7" in voided.decision_reason
@@ -365,7 +365,7 @@ class ApprovalMachine(RuleBasedStateMachine):
     @rule(stale=st.integers(0, 3))
     def start(self, stale: int) -> None:
         """The live desired state has moved one time in four."""
-        live = ap.change_digest("fraud_detector", 3, 2, "stable", LABELS, 99) if stale == 0 else self.req.digest
+        live = change_digest("fraud_detector", 3, 2, "stable", LABELS, 99) if stale == 0 else self.req.digest
         self._apply(ap.start_execution, live, self.now)
 
     @rule(act=st.integers(0, 3))

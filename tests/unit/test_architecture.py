@@ -137,7 +137,7 @@ def test_the_walker_flags_an_added_forbidden_import(tmp_path: Path) -> None:
     package.mkdir(parents=True)
     for init in (tmp_path / "bot" / "__init__.py", package / "__init__.py"):
         init.write_text("")
-    (package / "clean.py").write_text("from bot.core.approvals import ChangeRequest\nimport json\n")
+    (package / "clean.py").write_text("from bot.core.change_request import ChangeRequest\nimport json\n")
     (package / "sneaky.py").write_text(
         "from typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.core.approvals import Approval, ChangeRequest, RequestState
+from bot.core.change_request import Approval, ChangeRequest, RequestState
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.blocks import MAX_BLOCKS, render_card
 from bot.frontends.slack.commands import slack_unescape

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.approvals import RETRO_REVIEW, ChangeRequest, RequestState, RetroReview
+from bot.core.change_request import RETRO_REVIEW, ChangeRequest, RequestState, RetroReview
 from bot.core.policy import parse_policy
 from bot.frontends.slack.blocks import render_card
 from bot.frontends.slack.guard import Refusal, signed_request

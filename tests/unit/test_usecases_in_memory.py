@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.approvals import ChangeRequest, RequestState
 from bot.core.audit import verify_chain
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.errors import Conflict
 from bot.core.policy import Identity
 from bot.service import Service

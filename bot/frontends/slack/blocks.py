@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.approvals import ChangeRequest, RequestState
+from bot.core.change_request import ChangeRequest, RequestState
 from bot.core.fleet import ProgressEvent
 from bot.frontends.slack.mrkdwn import clip, date, escape, member, mention
 from bot.frontends.slack.review_blocks import retro_blocks

@@ -5,7 +5,7 @@ Refusals go to the clicking user alone (chat.postEphemeral); the card itself is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -23,25 +23,15 @@ from bot.texts import slack as texts
 
 
 def register(app: App, runtime: SlackRuntime) -> None:
-    _register_acknowledge(app, runtime)
-
     @app.action(APPROVE_ACTION)
     def on_approve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        user_id, channel = _clicker(body)
-        say = private(client, channel, user_id)  # a click on the Home tab has no channel: a DM then
-        request_id = _request_id(body)
-        if request_id is None:
-            runtime.tell(say, texts.SLACK_STALE_BUTTON)
-            return
-        refresh = home_refresher(runtime, client, user_id, body)
+        _decide_click(runtime, body, client, "approve", commands.Approve)
 
-        def approve_then_refresh() -> None:
-            decide(runtime, user_id, channel, commands.Approve(request_id), say)
-            refresh()
-
-        if not runtime.submit("approve", say, approve_then_refresh):
-            runtime.tell(say, texts.SLACK_BUSY)
+    @app.action(ACKNOWLEDGE_ACTION)
+    def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        _decide_click(runtime, body, client, "review", commands.Review)
 
     @app.action(REJECT_ACTION)
     def on_reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -88,31 +78,41 @@ def register(app: App, runtime: SlackRuntime) -> None:
             runtime.tell(say, texts.SLACK_BUSY)
 
 
-def _register_acknowledge(app: App, runtime: SlackRuntime) -> None:
-    @app.action(ACKNOWLEDGE_ACTION)
-    def on_acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        user_id, channel = _clicker(body)
-        say = private(client, channel, user_id)
-        request_id = _request_id(body)
-        if request_id is None:
-            runtime.tell(say, texts.SLACK_STALE_BUTTON)
-            return
-        refresh = home_refresher(runtime, client, user_id, body)
+def _decide_click(
+    runtime: SlackRuntime,
+    body: dict[str, Any],
+    client: WebClient,
+    label: str,
+    command_for: Callable[[int], commands.Approve | commands.Review],
+) -> None:
+    """A click that decides a request (Approve, Acknowledge): run as the clicking user off the ack thread, show
+    them only a refusal or failure, then refresh their Home tab if that is where they clicked."""
+    user_id, channel = _clicker(body)
+    say = private(client, channel, user_id)  # a click on the Home tab has no channel: a DM then
+    request_id = _request_id(body)
+    if request_id is None:
+        runtime.tell(say, texts.SLACK_STALE_BUTTON)
+        return
+    refresh = home_refresher(runtime, client, user_id, body)
 
-        def acknowledge_then_refresh() -> None:
-            acknowledge(runtime, user_id, channel, commands.Review(request_id), say)
-            refresh()
+    def decide_then_refresh() -> None:
+        decide(runtime, user_id, channel, command_for(request_id), say)
+        refresh()
 
-        if not runtime.submit("review", say, acknowledge_then_refresh):
-            runtime.tell(say, texts.SLACK_BUSY)
+    if not runtime.submit(label, say, decide_then_refresh):
+        runtime.tell(say, texts.SLACK_BUSY)
 
 
 def decide(
-    runtime: SlackRuntime, user_id: str, channel: str, command: commands.Approve | commands.Reject, say: Say
+    runtime: SlackRuntime,
+    user_id: str,
+    channel: str,
+    command: commands.Approve | commands.Reject | commands.Review,
+    say: Say,
 ) -> None:
-    """Approve or reject as the clicking user; only a refusal or failure is shown, to them alone."""
-    label = "approve" if isinstance(command, commands.Approve) else "reject"
+    """Approve, reject or acknowledge as the clicking user; only a refusal or failure is shown, to them alone (the
+    card shows the decision)."""
+    label = {commands.Approve: "approve", commands.Reject: "reject", commands.Review: "review"}[type(command)]
     reply = runtime.act(
         user_id,
         channel or None,
@@ -121,13 +121,6 @@ def decide(
         lambda ctx: runtime.service.handle(ctx, command),
         request_id=command.request_id,
     )
-    if reply is not None and not reply.ok:
-        say_safely(say, reply.text)
-
-
-def acknowledge(runtime: SlackRuntime, user_id: str, channel: str, command: commands.Review, say: Say) -> None:
-    """`/model review R7` as the clicking user (the Acknowledge button); the card shows who acknowledged it."""
-    reply = runtime.act(user_id, channel or None, "review", say, lambda ctx: runtime.service.handle(ctx, command))
     if reply is not None and not reply.ok:
         say_safely(say, reply.text)
 

@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.frontends.slack.blocks import decide_buttons
 from bot.frontends.slack.identity import UserRefused
 from bot.frontends.slack.mrkdwn import clip, date, escape, member

@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.frontends.slack.mrkdwn import clip, date, member
 from bot.texts import routing as words
 from bot.texts import slack as texts

@@ -23,7 +23,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.core.fleet import ProgressEvent
 from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.mrkdwn import channel_link, clip, escape, mention

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bot.core.approvals import ChangeRequest
+from bot.core.change_request import ChangeRequest
 from bot.store import Database
 
 AUDIT_CHANNEL = "C0AUDIT"

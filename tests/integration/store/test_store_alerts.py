@@ -12,8 +12,8 @@ from alembic import command
 from alembic.config import Config
 
 from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState
-from bot.core.approvals import RequestState
 from bot.core.auto_rollback import StableChange
+from bot.core.change_request import RequestState
 from bot.core.fleet import Outcome, RolloutResult
 from bot.store import Database
 from bot.store.database import MIGRATIONS

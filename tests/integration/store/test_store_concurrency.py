@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.core.approvals import RequestState
+from bot.core.change_request import RequestState
 from bot.core.errors import Conflict
 from bot.store import Database, audit_export
 from tests.integration.store.conftest import AUDIT_CHANNEL, T0

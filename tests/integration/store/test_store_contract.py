@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.core.alerts import FIRING, NEW, REPEAT, RESOLVED, RESOLVED_NOW, AlertNotice, AutoState
-from bot.core.approvals import Approval, ChangeRequest, RequestState
+from bot.core.change_request import Approval, ChangeRequest, RequestState
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
 from bot.core.errors import Conflict, NotFound
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.core.approvals import Approval, RequestState
 from bot.core.audit import AuditEntry, canonical_json, seal
+from bot.core.change_request import Approval, RequestState
 from bot.core.desired import FleetConfig, ModelState, VersionPolicy
 from bot.core.fleet import Outcome, ReplicaResult, RolloutResult
 from bot.store import Database, audit_export

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from bot.core.approvals import Approval, RequestState
+from bot.core.change_request import Approval, RequestState
 from bot.core.errors import Conflict, NotFound
 from bot.store import Database
 from tests.integration.store.conftest import T0
