@@ -155,6 +155,8 @@ class _Run:
         # The signature check of the load phase has just recorded what each replica serves: no extra call.
         signatures = {r: self.ex._observed.get(r, model, target) or self.checked.target_signature for r in ready}
         clients = {r: self.clients[r] for r in ready}
+        for replica in ready:  # the answers come back together: say it started (a slow model must not look stuck)
+            self.report.progress.state("smoke", replica, "sending the golden request")
         verdicts = run_smoke(clients, model, target, golden, signatures=signatures, fanout=self.ex._fanout)
         return self.report.smoke_verdicts(verdicts)
 

@@ -26,6 +26,7 @@ from bot.core.change_request import ChangeRequest
 from bot.core.desired import FleetConfig
 from bot.devstack.certs import DevCerts
 from bot.devstack.fleet import DevFleet
+from bot.devstack.smoke_files import write_golden_files
 from bot.store import audit_export
 from bot.store.database import Database
 from tests.devstack_support import FAST_KNOBS, TfsStubs, config_text, model_entry, open_stubs, spec, wait_until
@@ -235,11 +236,13 @@ def start_serve_stack(
     drift_check_interval_s: float = 60,
     env: dict[str, str] | None = None,
     bot_db_url: str | None = None,
+    smoke_timeout_s: float | None = None,
 ) -> ServeStack:
     """A fleet serving fraud_detector `versions` with `stable` (and churn likewise with `second_model`), and
     `bots` serve processes on one database. Loads take `load_seconds` on every replica. `bot_db_url`: the
     URL the serve processes use (e.g. through a tests/faults/tcp_proxy.py that a test cuts), while the test
-    keeps reading the same database directly at `db_url`."""
+    keeps reading the same database directly at `db_url`. `smoke_timeout_s`: fraud_detector gets the demo golden
+    request as its smoke test (bot/devstack/smoke_files.py), each Predict with this deadline."""
     workdir.mkdir(parents=True)
     models_root = workdir / "models"
     shutil.copytree(demo_models, models_root / MODEL)
@@ -256,6 +259,10 @@ def start_serve_stack(
         fake.add_user(user)
     fake.set_group("S0MLONCALL", [])
     models: dict[str, Any] = {MODEL: {"base_path": str(models_root / MODEL), "keep_warm": 1}}
+    if smoke_timeout_s is not None:
+        request, expect = write_golden_files(workdir / "smoke")
+        golden = {"request": str(request), "expect": str(expect), "tolerance": 1e-4, "timeout_s": smoke_timeout_s}
+        models[MODEL]["smoke_test"] = golden
     if second_model:
         models[OTHER] = {"base_path": str(models_root / OTHER), "keep_warm": 1}
     raw = {

@@ -124,6 +124,15 @@ MID_ROLLOUT = {
     "load": MidRollout(
         {"load_seconds": COLD_LOAD_S}, 1, lambda stack: any(1 in seen for seen in stack.dev_status()), "FAILED", 2
     ),
+    # Warm rollback to v2 whose third replica answers the golden request 4 s late: the cut lands in the smoke test,
+    # so the switch config cannot be persisted, so not sent.
+    "smoke": MidRollout(
+        {"smoke_timeout_s": 20, "per_replica": {2: {"devstack_predict_delay_seconds": 4.0}}},
+        2,
+        lambda stack: b"rollout phase smoke" in stack.bots[0].log.read_bytes(),
+        "FAILED",
+        2,
+    ),
     # Warm rollback to v2 with one slow replica: the cut lands after the switch was persisted and sent.
     "switch": MidRollout(
         {"per_replica": {2: {"devstack_reload_delay_seconds": 1.5}}},
@@ -139,9 +148,9 @@ MID_ROLLOUT = {
 def test_refused_for_longer_than_the_lease_mid_rollout_ends_truthfully(
     pg_url: str, pg_proxy: TcpProxy, serve_stack: Callable[..., ServeStack], cut_during: str
 ) -> None:
-    """Connections refused for 20 s (longer than the lease) from the load or the switch on: the request ends
-    stopped before the switch saying the database was unreachable, or completed and recorded late; with one
-    outcome row, no recovery, the fleet unsplit and equal to the database, a verifying chain, a working next
+    """Connections refused for 20 s (longer than the lease) from the load, the smoke test or the switch on: the
+    request ends stopped before the switch saying the database was unreachable, or completed and recorded late; with
+    one outcome row, no recovery, the fleet unsplit and equal to the database, a verifying chain, a working next
     rollback."""
     case = MID_ROLLOUT[cut_during]
     stack = _start(serve_stack, pg_url, pg_proxy, versions=(2, 3), **case.options)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from bot.devstack.serving.flags import parse_flags
 from bot.devstack.serving.predict import score
-from tests.devstack_support import FleetFactory, StubsFactory, config_text, model_entry, spec, wait_until
+from tests.devstack_support import (
+    FleetFactory,
+    StubsFactory,
+    config_text,
+    model_entry,
+    predict_request,
+    spec,
+    wait_until,
+)
 
 ROW = [0.5] * 20
 
@@ -33,3 +42,17 @@ def test_only_the_skewed_replica_and_version_answer_differently(fleet: FleetFact
     assert answer(plain, 2) == pytest.approx(score(ROW, 2))
     assert answer(skewed, 2) == pytest.approx(score(ROW, 2) + 0.25)
     assert answer(skewed, 3) == pytest.approx(score(ROW, 3))
+
+
+def test_a_slow_predict_answers_late_or_fails_at_the_deadline(fleet: FleetFactory, tfs: StubsFactory) -> None:
+    """`--devstack_predict_delay_seconds`: a deadline beyond the delay gets the normal answer; a shorter one gets
+    DEADLINE_EXCEEDED (Predict honours deadlines, unlike a reload), and the replica keeps answering other calls."""
+    dev = fleet(config_text(model_entry(versions=[2])), 1, devstack_predict_delay_seconds=1.0)
+    stubs = tfs(dev.targets[0])
+    wait_until(lambda: stubs.status().get(2) == "AVAILABLE")
+    late = stubs.prediction.Predict(predict_request(spec(version=2), [ROW]), timeout=10)
+    assert late.outputs["score"].float_val[0] == pytest.approx(score(ROW, 2))
+    with pytest.raises(grpc.RpcError) as refused:
+        stubs.prediction.Predict(predict_request(spec(version=2), [ROW]), timeout=0.3)
+    assert refused.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert stubs.status() == {2: "AVAILABLE"}

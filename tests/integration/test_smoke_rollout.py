@@ -169,4 +169,6 @@ def test_cold_rollout_failing_the_smoke_test_sends_the_previous_config_back(
     reverted = skewed_rig.persisted[-1].model(MODEL)
     assert reverted is not None and reverted.policy.versions == (2, 3)  # v1 is unloaded again
     smoke_events = [e for e in skewed_rig.events if e.phase == "smoke"]
-    assert sorted(e.state for e in smoke_events) == ["failed", "passed", "passed"]
+    started, answered = smoke_events[:3], smoke_events[3:]  # each replica: sending first, then its verdict
+    assert [e.state for e in started] == ["sending the golden request"] * 3
+    assert sorted(e.state for e in answered) == ["failed", "passed", "passed"]

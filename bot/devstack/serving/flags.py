@@ -33,6 +33,7 @@ class ServerFlags:
     # Predict answers of MODEL:VERSION get this offset added on this replica (a skewed replica for smoke tests).
     devstack_predict_offset: frozenset[tuple[str, int, float]] = frozenset()
     devstack_reload_delay_seconds: float = 0.0  # every ReloadConfig after start-up is applied this much later
+    devstack_predict_delay_seconds: float = 0.0  # every Predict answers this much later (or at its deadline)
     devstack_parent_pid: int = 0  # exit when this process is gone, so a killed test run leaves no replicas
     # A build with a request logger (ServerCore::Options::server_request_logger set): logging_config is accepted.
     devstack_request_logger: bool = False
@@ -125,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="MODEL:VERSION=OFFSET",
         help="Predict on that version answers every output value plus OFFSET on this replica (repeatable)",
+    )
+    add(
+        "--devstack_predict_delay_seconds",
+        type=float,
+        default=defaults.devstack_predict_delay_seconds,
+        help="every Predict answers this long later; one whose deadline comes first fails DEADLINE_EXCEEDED then",
     )
     add(
         "--devstack_reload_delay_seconds",

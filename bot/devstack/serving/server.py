@@ -92,7 +92,8 @@ def _grpc_server(flags: ServerFlags, core: ServerCore, monitor: StateMonitor) ->
     )
     tfs_apis_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core, monitor), server)  # type: ignore[no-untyped-call]
     offsets = {(model, version): amount for model, version, amount in flags.devstack_predict_offset}
-    tfs_apis_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core, offsets), server)  # type: ignore[no-untyped-call]
+    prediction = PredictionService(core, offsets, flags.devstack_predict_delay_seconds)
+    tfs_apis_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)  # type: ignore[no-untyped-call]
     try:
         credentials = server_credentials(flags.ssl_config_file)
     except (OSError, text_format.ParseError) as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -90,9 +91,12 @@ class ModelService(tfs_apis_pb2_grpc.ModelServiceServicer):
 
 
 class PredictionService(tfs_apis_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServerCore, offsets: Mapping[tuple[str, int], float] | None = None) -> None:
+    def __init__(
+        self, core: ServerCore, offsets: Mapping[tuple[str, int], float] | None = None, delay_seconds: float = 0.0
+    ) -> None:
         self._core = core
         self._offsets = dict(offsets or {})  # --devstack_predict_offset
+        self._delay_seconds = delay_seconds  # --devstack_predict_delay_seconds
 
     def GetModelMetadata(self, request: tfs_apis_pb2.GetModelMetadataRequest, context: Any) -> Any:
         try:
@@ -105,9 +109,22 @@ class PredictionService(tfs_apis_pb2_grpc.PredictionServiceServicer):
             if not request.HasField("model_spec"):
                 raise TfError(Code.INVALID_ARGUMENT, "Missing ModelSpec")
             servable = self._core.servable(request.model_spec)
+            self._stall(context)
             return predict(servable, request, self._offsets.get((servable.model, servable.version), 0.0))
         except TfError as error:
             _abort(context, error.status)
+
+    def _stall(self, context: Any) -> None:
+        """Emulator knob: a slow or stalled model. Unlike a reload, Predict honours the client's deadline (the
+        session run gets RunOptions.timeout_in_ms from it, --enforce_session_run_timeout defaults to true): the
+        handler gives up at the deadline with DEADLINE_EXCEEDED instead of holding an RPC thread for the delay."""
+        if self._delay_seconds <= 0:
+            return
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < self._delay_seconds:
+            time.sleep(max(remaining, 0.0))
+            raise TfError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        time.sleep(self._delay_seconds)
 
     def _metadata(self, request: tfs_apis_pb2.GetModelMetadataRequest) -> tfs_apis_pb2.GetModelMetadataResponse:
         if not request.HasField("model_spec"):
