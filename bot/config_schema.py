@@ -167,7 +167,8 @@ class AutoRollbackSection(StrictSection):
     min_stable: Duration = Field(
         timedelta(minutes=30),
         json_schema_extra={"default": "30m"},
-        description="last_known_good: the newest other version that was stable at least this long",
+        description="last_known_good: the newest other version that was stable at least this long"
+        " (a period that ended in a rollback does not count)",
     )
 
 

@@ -1019,13 +1019,13 @@ class MemoryAlerts(_Repo):
                 and op["finished_at"] is not None
                 and op["outcome"] in CHANGED_OUTCOMES
             ):
-                rows.append((op["finished_at"], req["from_version"], req["to_version"]))
+                rows.append((op["finished_at"], req["from_version"], req["to_version"], req["action"]))
         rows.sort(key=lambda r: r[0])
         adopted_at = self.bootstrap_at()
         timeline = []
         if rows and adopted_at is not None and rows[0][1] is not None:
             timeline.append(StableChange(adopted_at, int(rows[0][1])))
-        timeline += [StableChange(finished, int(to)) for finished, _, to in rows]
+        timeline += [StableChange(finished, int(to), action == "rollback") for finished, _, to, action in rows]
         return timeline
 
     def bootstrap_at(self) -> datetime | None:

@@ -83,18 +83,23 @@ def decide(facts: Facts) -> Decision:
 
 @dataclass(frozen=True)
 class StableChange:
-    """The model's stable label moved to `version` at `at` (a finished rollout, or the adoption at bootstrap)."""
+    """The model's stable label moved to `version` at `at` (a finished rollout, or the adoption at bootstrap);
+    `by_rollback`: the move was a rollback, so the version before it is one the model was rolled back from."""
 
     at: datetime
     version: int
+    by_rollback: bool = False
 
 
 def last_known_good(
     timeline: Sequence[StableChange], current: int | None, min_stable: timedelta, now: datetime
 ) -> int | None:
-    """The version, other than `current`, that was stable most recently for at least `min_stable` without a break.
+    """The version, other than `current`, that was stable most recently for at least `min_stable` without a break,
+    in a period that did not end in a rollback.
 
-    `timeline` is in time order; each entry's period ends where the next begins (the last one at `now`).
+    `timeline` is in time order; each entry's period ends where the next begins (the last one at `now`). A period
+    that a rollback ended does not count however long it lasted: that version is what the model was rolled back
+    from, the suspect of an incident, and an automatic rollback must never roll forward to it.
     """
     ordered: list[StableChange] = []
     for change in sorted(timeline, key=lambda change: change.at):
@@ -102,7 +107,9 @@ def last_known_good(
             ordered.append(change)
     for index in range(len(ordered) - 1, -1, -1):
         change = ordered[index]
-        end = ordered[index + 1].at if index + 1 < len(ordered) else now
-        if change.version != current and end - change.at >= min_stable:
+        following = ordered[index + 1] if index + 1 < len(ordered) else None
+        end = following.at if following is not None else now
+        rolled_back_from = following is not None and following.by_rollback
+        if change.version != current and not rolled_back_from and end - change.at >= min_stable:
             return change.version
     return None

@@ -119,9 +119,10 @@ class AlertRepository:
 
     def stable_timeline(self, model: str, label: str) -> list[StableChange]:
         """The bot's record of which version held `label` since when, oldest first: the version adopted at bootstrap
-        (the first change's from-version), then every rollout that moved the label (succeeded or partial)."""
+        (the first change's from-version), then every rollout that moved the label (succeeded or partial), each
+        marked when it was a rollback."""
         rows = self._tx.execute(
-            select(operations.c.finished_at, requests.c.from_version, requests.c.to_version)
+            select(operations.c.finished_at, requests.c.from_version, requests.c.to_version, requests.c.action)
             .join(requests, requests.c.id == operations.c.request_id)
             .where(requests.c.model == model, requests.c.label == label, operations.c.finished_at.is_not(None))
             .where(operations.c.outcome.in_(CHANGED_STATES))
@@ -131,7 +132,7 @@ class AlertRepository:
         timeline = []
         if rows and adopted_at is not None and rows[0].from_version is not None:
             timeline.append(StableChange(adopted_at, int(rows[0].from_version)))
-        timeline += [StableChange(row.finished_at, int(row.to_version)) for row in rows]
+        timeline += [StableChange(row.finished_at, int(row.to_version), row.action == "rollback") for row in rows]
         return timeline
 
     def bootstrap_at(self) -> datetime | None:

@@ -88,3 +88,19 @@ def test_last_known_good_merges_repeats_and_never_returns_the_current_version() 
     assert last_known_good(repeats, 3, timedelta(minutes=30), T0) == 2
     assert last_known_good([StableChange(T0 - timedelta(days=1), 3)], 3, timedelta(0), T0) is None
     assert last_known_good([], 3, timedelta(0), T0) is None
+
+
+def test_last_known_good_never_returns_a_version_the_model_was_rolled_back_from() -> None:
+    """v2 for days, v3 promoted and stable for 2 h, then rolled back to v2: when v2 misbehaves the target is not v3
+    (the suspect of the last incident) however long it was stable, but the version before it; a promote away is no
+    such mark."""
+    timeline = [
+        StableChange(T0 - timedelta(days=3), 1),
+        StableChange(T0 - timedelta(days=2), 2),
+        StableChange(T0 - timedelta(hours=3), 3),
+        StableChange(T0 - timedelta(hours=1), 2, by_rollback=True),
+    ]
+    assert last_known_good(timeline, 2, timedelta(minutes=30), T0) == 1
+    promoted_away = [*timeline[:3], StableChange(T0 - timedelta(hours=1), 2)]
+    assert last_known_good(promoted_away, 2, timedelta(minutes=30), T0) == 3
+    assert last_known_good(timeline[1:], 2, timedelta(minutes=30), T0) is None  # nothing else good: hold

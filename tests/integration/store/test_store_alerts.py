@@ -121,7 +121,7 @@ def test_stable_timeline_and_last_change_come_from_the_records(db: Database, mak
     with db.uow(readonly=True) as uow:
         assert uow.alerts.stable_timeline("fraud_detector", "stable") == [
             StableChange(T0, 3),
-            StableChange(T0 + timedelta(hours=1, seconds=5), 2),
+            StableChange(T0 + timedelta(hours=1, seconds=5), 2, by_rollback=True),
         ]
         assert uow.alerts.last_change_at("fraud_detector") == T0 + timedelta(hours=1, seconds=5)
         assert uow.alerts.last_change_at("other") is None
