@@ -88,6 +88,20 @@ def queue_post(uow: UnitOfWork, deps: Deps, alert: StoredAlert, why: str) -> Non
         uow.outbox.enqueue(POST_KIND, channel, payload, key=f"alert:{alert.id}:{why}", at=deps.clock())
 
 
+def queue_outcome_post(uow: UnitOfWork, deps: Deps, req: ChangeRequest) -> None:
+    """An automatic rollback's outcome re-renders its alert's post, queued in the transaction that records the
+    outcome: whichever process records it (the one that ran it, a resumed or recovered run, a late record after a
+    database outage) and however often that is attempted, the post shows the outcome once."""
+    ref = req.extra.get("alert")
+    if not req.extra.get("automatic") or not isinstance(ref, Mapping) or not isinstance(ref.get("id"), int):
+        return
+    channel = incident_channel(deps, req.model)
+    if channel:
+        payload = {"alert_id": ref["id"], "model": req.model}
+        key = f"alert:{ref['id']}:outcome:R{req.id}"
+        uow.outbox.enqueue(POST_KIND, channel, payload, key=key, at=deps.clock())
+
+
 def _auto_state(deps: Deps, notice: AlertNotice) -> AutoState | None:
     settings = deps.settings.models.get(notice.model)
     auto = settings.auto_rollback if settings else None

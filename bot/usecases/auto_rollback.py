@@ -98,13 +98,7 @@ def _decide_one(deps: Deps, alert: StoredAlert, auto: AutoRollback) -> int:
     request = _open(deps, alert, judged.proposal)
     if request is None:
         return 0  # another replica decided first, or the model got an open request meanwhile
-    ctx = system_context(deps, alert.model)
-    try:
-        execute(deps, ctx, request.id)
-    finally:
-        with deps.db.uow() as uow:
-            queue_post(uow, deps, alert, "auto-done")
-            uow.commit()
+    execute(deps, system_context(deps, alert.model), request.id)  # its outcome record updates the alert's post
     return 1
 
 

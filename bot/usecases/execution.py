@@ -17,6 +17,7 @@ from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.logging_setup import bound_context
 from bot.texts import replies as texts
 from bot.usecases import lease
+from bot.usecases.alerts import queue_outcome_post
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.freezes import frozen, refuse_if_frozen
@@ -233,6 +234,7 @@ def _finish(
         card = uow.requests.get_card(done.id)
         notify_card(uow, done, card[0] if card else None)
         notify_incident(uow, deps, done, texts.incident_payload(done, result))
+        queue_outcome_post(uow, deps, done)
         lease.release(deps, uow)
         uow.commit()
         return done

@@ -21,6 +21,7 @@ from bot.core.recovery import Finding, Found, Recovery, classify, decide
 from bot.core.rollout import Routing
 from bot.texts import replies as texts
 from bot.usecases import lease
+from bot.usecases.alerts import queue_outcome_post
 from bot.usecases.audit_trail import notify_card, notify_incident, record
 from bot.usecases.context import Deps
 
@@ -180,6 +181,7 @@ def _record(
             card = uow.requests.get_card(done.id)
             notify_card(uow, done, card[0] if card else None)
             notify_incident(uow, deps, done, texts.incident_payload(done, result))
+            queue_outcome_post(uow, deps, done)
         uow.commit()
     log.warning("operation %s on %s recovered: %s", op_id, model, result.message)
     return done.id if done is not None else None

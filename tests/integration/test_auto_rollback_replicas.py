@@ -14,12 +14,13 @@ import pytest
 
 from bot.core import commands
 from bot.core.alerts import AutoState
+from bot.core.errors import StoreUnavailable
 from bot.core.policy import Identity
 from bot.settings import AutoRollback
 from bot.usecases import auto_rollback
 from bot.usecases.context import Context
 from bot.wiring import Bot, build_bot
-from tests.fakes import FakeCatalog, FakeFleet
+from tests.fakes import FakeCatalog, FakeFleet, FlakyDatabase
 from tests.service_harness import ALICE, BOB, Clock, demo_policy, demo_settings, initial_config
 
 MODEL = "fraud_detector"
@@ -115,4 +116,49 @@ def test_an_automatic_request_left_approved_by_a_dead_process_is_run(replicas: t
     assert second.service.auto_rollback() == 1
     with second.db.uow(readonly=True) as uow:
         done = uow.requests.get(request.id)
+        posts = [m.key for m in uow.outbox.pending() if m.kind == "alert"]
     assert done is not None and done.state.value == "SUCCEEDED"
+    assert f"alert:1:outcome:R{request.id}" in posts  # the alert's post shows the outcome of the resumed run
+
+
+def test_database_away_between_the_decision_and_the_rollout(
+    replicas: tuple[Bot, Bot, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away right after the act was committed: nothing is sent to the fleet, the sweep says so in
+    the log and tries again; once it is back the same request (not a second one) runs once, and the alert's post
+    is queued with its outcome."""
+    first, second, clock = replicas
+    assert first.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
+    assert first.service.handle_text(Context(Identity(BOB)), "approve R1").ok
+    clock.advance(hours=1)
+    first.service.alert(firing(clock))
+    clock.advance(minutes=3)
+    deps = first.service.deps
+    flaky = FlakyDatabase(deps.db)
+    deps.db = flaky
+    opened = auto_rollback._open
+
+    def open_then_lose_the_database(*args: object) -> object:
+        stored = opened(*args)  # type: ignore[arg-type]
+        flaky.down = True
+        return stored
+
+    monkeypatch.setattr(auto_rollback, "_open", open_then_lose_the_database)
+    fleets = [first.service.deps.fleet, second.service.deps.fleet]
+    promoted = sum(f.rollouts for f in fleets)  # type: ignore[attr-defined]  # R1, the promote to v3
+    assert first.service.auto_rollback() == 0  # decided and committed, then the claim found no database
+    assert sum(f.rollouts for f in fleets) == promoted  # type: ignore[attr-defined]
+    with pytest.raises(StoreUnavailable):  # still away: serve's sweep loop logs it and tries again in 5 s
+        first.service.auto_rollback()
+    flaky.down = False
+    monkeypatch.setattr(auto_rollback, "_open", opened)
+    clock.advance(seconds=30)
+    assert first.service.auto_rollback() + second.service.auto_rollback() == 1
+    assert sum(f.rollouts for f in fleets) == promoted + 1  # type: ignore[attr-defined]
+    with first.db.uow(readonly=True) as uow:
+        automatic = [r for r in uow.requests.emergencies() if r.requester == "modelbot"]
+        acted = [r for r in uow.audit.iter_all() if r.action == "auto_rollback"]
+        posts = [m.key for m in uow.outbox.pending() if m.kind == "alert"]
+    assert [(r.to_version, r.state.value) for r in automatic] == [(2, "SUCCEEDED")]
+    assert [r.outcome for r in acted] == ["acted"]
+    assert f"alert:1:outcome:R{automatic[0].id}" in posts
