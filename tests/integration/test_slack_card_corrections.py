@@ -12,12 +12,14 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
+from bot.core.errors import StoreUnavailable
 from bot.core.fleet import ProgressEvent
 from bot.core.outbox import OutboxMessage
 from bot.frontends.slack.delivery import LATE_LANDING_S
 from bot.frontends.slack.outbox import OutboxWorker
 from bot.frontends.slack.progress import LiveCard
 from bot.frontends.slack.ratelimit import RateGate
+from tests.fakes import FlakyDatabase
 from tests.service_harness import ALICE, BOB, Harness, make_harness
 
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
@@ -174,3 +176,43 @@ def test_an_outbox_card_update_left_without_an_answer_is_retried_only_after_it_c
     worker.run_once()
     card, *_ = _pending_cards(h)
     assert card.next_attempt_at == h.clock() + timedelta(seconds=1)  # an answer: Retry-After, no floor
+
+
+def test_the_database_away_right_after_slack_took_a_card_sends_it_once(h: Harness) -> None:
+    """The database goes away between Slack's answer to a card's first post and its record: the worker keeps what
+    Slack answered and records it first once the database is back (even after the claim's lease ran out), so the
+    card is posted once and the approval's updates edit that same message."""
+    client = FakeWebClient()
+    flaky = FlakyDatabase(h.bot.service.deps.db)
+    h.bot.service.deps.db = flaky
+    assert h.say(ALICE, ROLLBACK).ok
+    answer, card_ts = client._answer, []
+
+    def answer_then_lose_the_database(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        answered = answer(method, arguments)
+        if method == "chat.postMessage" and arguments["channel"] == OPS:  # R1's card
+            card_ts.append(answered["ts"])
+            flaky.down = True
+        return answered
+
+    client._answer = answer_then_lose_the_database  # type: ignore[method-assign]
+    worker = OutboxWorker(h.bot.service, cast(Any, client), gate=RateGate())
+    with pytest.raises(StoreUnavailable):
+        worker.run_once()
+    posted = client.count("chat.postMessage")
+    with pytest.raises(StoreUnavailable):
+        worker.run_once()  # still away: nothing is sent while the last answer is unrecorded
+    assert client.count("chat.postMessage") == posted
+    client._answer = answer  # type: ignore[method-assign]
+    flaky.down = False
+    h.clock.advance(minutes=5)  # beyond the claim's lease: the message would be offered again
+    worker.run_once()
+    with h.bot.db.uow(readonly=True) as uow:
+        card = uow.requests.get_card(1)
+        assert uow.outbox.pending_count() == 0
+    cards = [a for m, a in client.calls if m == "chat.postMessage" and a["channel"] == OPS and "R1" in str(a)]
+    assert len(cards) == 1 and card == (OPS, card_ts[0]), (cards, card, card_ts)
+    assert h.say(BOB, "approve R1").ok
+    worker.run_once()
+    updates = [a for m, a in client.calls if m == "chat.update"]
+    assert updates and {a["ts"] for a in updates} == {card_ts[0]}

@@ -8,7 +8,10 @@ invalid_blocks...) is retried a few times, then given up with a log line, which 
 A 429 met by any writer of this process (see ratelimit.py) reschedules the messages it holds back, without
 calling Slack. A card update that timed out is retried only after LATE_LANDING_S, when Slack can no longer
 carry out the lost one over the retry.
-Delivery is at-least-once: a crash between Slack's answer and the database commit re-sends one message.
+Delivery is at-least-once: a crash between Slack's answer and the database commit re-sends one message. The
+database going away at that moment does not: what Slack answered is kept in memory and recorded first thing when the
+database is back (before anything is claimed), so the message is not sent twice and an alert's or card's first
+post keeps its ts (later changes edit it in place, not a second post).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bot.frontends.slack.delivery import Delivery, Failure, classify
 from bot.frontends.slack.notices import Notices
 from bot.frontends.slack.ratelimit import RateGate
 from bot.service import Service
+from bot.usecases.outbox import Delivered
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -58,6 +62,7 @@ class OutboxWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unrecorded: list[tuple[OutboxMessage, Delivered]] = []  # sent, Slack answered, the database was away
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="slack-outbox", daemon=True)
@@ -76,7 +81,7 @@ class OutboxWorker:
 
     def run_once(self) -> int:
         """Deliver until nothing is due (each round sends the oldest message of every channel); returns the count."""
-        delivered = 0
+        delivered = self._record_unrecorded()
         for _ in range(MAX_ROUNDS):
             batch = self._claim()
             if not batch:
@@ -108,8 +113,24 @@ class OutboxWorker:
             return False
         # the card's location (re-queued if its request moved meanwhile), an alert post's ts, follow-ups (routing.py)
         # and the message settled, in one transaction (bot/usecases/outbox.py)
-        self._service.outbox_delivered(message, delivered)
+        try:
+            self._service.outbox_delivered(message, delivered)
+        except StoreUnavailable:
+            self._unrecorded.append((message, delivered))  # Slack has it: never send it again, record it later
+            raise
         return True
+
+    def _record_unrecorded(self) -> int:
+        """Record, oldest first, what Slack took while the database was away; StoreUnavailable while it still is."""
+        recorded = 0
+        while self._unrecorded:
+            message, delivered = self._unrecorded[0]
+            self._service.outbox_delivered(message, delivered)
+            self._unrecorded.pop(0)
+            recorded += 1
+        if recorded:
+            log.info("outbox: recorded %d message(s) Slack took while the database was away", recorded)
+        return recorded
 
     def _failed(self, message: OutboxMessage, failure: Failure) -> None:
         attempts = message.attempts + 1
