@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.config_schema import modelbot_json_schema
-from bot.core.errors import ConfigError, ServingError
+from bot.core.errors import ConfigError, ModelbotError, ServingError
 from bot.core.ports import VersionCatalog
 from bot.frontends.slack.app import DEFAULT_API_URL, SlackEnv, slack_env, web_client
 from bot.policy_file import load_policy
@@ -29,8 +29,10 @@ from bot.serving import tls_check
 from bot.serving.channel import ChannelPool
 from bot.serving.discovery import LocalCatalog
 from bot.serving.errors import describe
+from bot.serving.smoke import request_problems
 from bot.serving.targets import Targets
 from bot.settings import DEFAULT_PERMISSIONS, ModelSettings, ServingSettings, Settings, load_settings
+from bot.usecases.smoke import load_golden
 
 T = TypeVar("T")
 
@@ -98,6 +100,7 @@ def online_findings(settings: Settings, environ: Mapping[str, str]) -> Findings:
     """What `--online` proves, area by area."""
     found = check_fleet(settings.serving, settings.models)
     found.add(check_base_paths(settings.models))
+    found.add(check_smoke_tests(settings.models))
     return found.add(check_slack(settings, environ))
 
 
@@ -127,6 +130,11 @@ def _file_problems(settings: Settings) -> list[str]:
     for model in settings.models.values():
         if "://" not in model.base_path and not Path(model.base_path).is_dir():
             problems.append(f"models.{model.name}.base_path: {model.base_path} does not exist")
+        if model.smoke_test is not None:
+            try:
+                load_golden(model.smoke_test)
+            except ModelbotError as exc:  # unreadable, not JSON, or not a request/expectation
+                problems.append(f"models.{model.name}.smoke_test: {exc}")
     return problems
 
 
@@ -205,6 +213,45 @@ def check_base_paths(models: Mapping[str, ModelSettings], catalog: VersionCatalo
             found.problems.append(
                 f"{setting}: no version in {model.base_path} (a directory named by a number, holding saved_model.pb)"
             )
+    return found
+
+
+SMOKE_VERSIONS_CHECKED = 10  # the newest versions on disk: reading a signature from an object store costs a GET
+
+
+def check_smoke_tests(models: Mapping[str, ModelSettings], catalog: VersionCatalog | None = None) -> Findings:
+    """Each model's golden request against the signatures of its newest versions on disk: a version the file names
+    an expectation for must take the request and have the expected outputs (a problem); any other version that
+    would fail its smoke test is named on the model's OK line (a rollout to it would fail, before any label moves)."""
+    catalog = catalog or LocalCatalog()
+    found = Findings()
+    for model in models.values():
+        if model.smoke_test is None:
+            continue
+        setting = f"models.{model.name}.smoke_test"
+        try:
+            golden = load_golden(model.smoke_test)
+            versions = catalog.versions(model.base_path)[-SMOKE_VERSIONS_CHECKED:]
+            signatures = {v: catalog.signature(model.base_path, v) for v in reversed(versions)}
+        except Exception as exc:  # a bad file (offline checks name it), an unreadable base_path or object store
+            found.problems.append(f"{setting}: cannot check it: {exc}")
+            continue
+        named = {int(v) for v in (golden.expect or {}) if v.isdigit()}
+        fits, unfit = [], []
+        for version, signature in signatures.items():
+            problems = ["no serving_default signature"] if signature is None else []
+            problems += request_problems(golden, signature, version) if signature is not None else []
+            if not problems:
+                fits.append(f"v{version}")
+            elif version in named:
+                found.problems.append(f"{setting}: v{version}: {'; '.join(problems)}")
+            else:
+                unfit.append(f"v{version} ({'; '.join(problems)})")
+        if not fits and not [p for p in found.problems if p.startswith(setting)]:
+            found.problems.append(f"{setting}: the golden request fits no version on disk: {', '.join(unfit)}")
+        elif fits:
+            line = f"smoke test OK: {model.name}: the golden request fits {', '.join(fits)}"
+            found.ok.append(line + (f"; a rollout to these would fail it: {', '.join(unfit)}" if unfit else ""))
     return found
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.core.errors import ModelbotError, ServingError
-from bot.core.signatures import Signature
+from bot.core.signatures import Signature, shapes_compatible
 from bot.core.smoke import (
     ONLY,
     Array,
@@ -155,8 +155,27 @@ def _request(model: str, version: int, golden: GoldenRequest, signature: Signatu
         if spec is None:
             wanted = ", ".join(sorted(signature.inputs))
             raise _Unusable(f"the golden request's input {name!r} is not one of v{version}'s inputs ({wanted})")
+        if not shapes_compatible(spec.shape, array.shape):
+            shape = "[" + ", ".join(map(str, array.shape)) + "]"
+            raise _Unusable(
+                f"the golden request's input {name!r} has shape {shape}; v{version} takes {spec.describe()}"
+            )
         encode(array, spec.dtype, name, request.inputs[name])
     return request
+
+
+def request_problems(golden: GoldenRequest, signature: Signature, version: int) -> list[str]:
+    """Why the golden request cannot be sent to `version` as it is, or why its expectation for `version` cannot be
+    met (empty: both fit) - what a rollout to `version` would fail on, found from the signature alone (check-config)."""
+    try:
+        _request("", version, golden, signature)
+    except _Unusable as exc:
+        return [str(exc)]
+    expected = golden.expected_for(version) or {}
+    return [
+        f"the expected output {alias!r} is not one of v{version}'s outputs ({', '.join(sorted(signature.outputs))})"
+        for alias in sorted(set(expected) - set(signature.outputs))
+    ]
 
 
 def encode(array: Array, dtype: str, alias: str, tensor: framework.TensorProto) -> None:

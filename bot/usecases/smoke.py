@@ -10,6 +10,7 @@ from typing import Any
 from bot.core import commands
 from bot.core.errors import NotFound, PreflightFailed
 from bot.core.smoke import GoldenFileError, GoldenRequest, parse_expect, parse_request
+from bot.settings import SmokeTest
 from bot.texts import smoke as texts
 from bot.usecases.context import Context, Deps, Reply
 
@@ -19,7 +20,11 @@ def golden_request(deps: Deps, model: str) -> GoldenRequest | None:
     settings = deps.settings.models.get(model)
     if settings is None or settings.smoke_test is None:
         return None
-    smoke = settings.smoke_test
+    return load_golden(settings.smoke_test)
+
+
+def load_golden(smoke: SmokeTest) -> GoldenRequest:
+    """Read and check a smoke_test's files (also `check-config`); PreflightFailed names a bad file and why."""
     inputs, signature_name = _parsed(smoke.request, parse_request)
     expect = _parsed(smoke.expect, parse_expect) if smoke.expect is not None else None
     return GoldenRequest(

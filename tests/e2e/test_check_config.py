@@ -162,3 +162,20 @@ def test_schema_prints_a_json_schema_of_modelbot_yaml(tmp_path: Path) -> None:
     assert schema["additionalProperties"] is False
     serving = schema["$defs"]["ServingSection"]["properties"]
     assert {"targets", "tls", "model_config_file", "converge_timeout_s", "drift_check_interval_s"} <= set(serving)
+
+
+def test_a_broken_smoke_test_file_is_named_offline(tmp_path: Path) -> None:
+    """A golden request that is not JSON, and an expect file that is missing, are problems of `check-config` itself
+    (no fleet needed), each naming the model, the file and what is wrong - not a FAILED rollout later."""
+    config = _valid_config(tmp_path)
+    (tmp_path / "request.json").write_text("{'inputs': ")
+    config["models"]["fraud_detector"]["smoke_test"] = {"request": "request.json", "expect": "missing.json"}
+    result = modelbot("check-config", env=_env(tmp_path, config))
+    assert result.returncode == 1, result.stdout
+    request = tmp_path / "request.json"
+    assert f"models.fraud_detector.smoke_test: the smoke test file {request} is not usable: not JSON" in result.stderr
+    (tmp_path / "request.json").write_text('{"inputs": {"features": [[0.5]]}}')
+    result = modelbot("check-config", env=_env(tmp_path, config))
+    missing = tmp_path / "missing.json"
+    assert f"models.fraud_detector.smoke_test: the smoke test file {missing} cannot be read" in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr

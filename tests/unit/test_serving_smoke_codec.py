@@ -7,9 +7,10 @@ import struct
 import pytest
 
 from bot.core.errors import ModelbotError
-from bot.core.smoke import Array
+from bot.core.signatures import Signature, TensorSpec
+from bot.core.smoke import Array, GoldenRequest
 from bot.serving.protos import tf_framework_pb2 as framework
-from bot.serving.smoke import decode, encode
+from bot.serving.smoke import decode, encode, request_problems
 
 
 def test_numbers_are_encoded_with_the_signature_dtype() -> None:
@@ -44,3 +45,29 @@ def test_decode_reads_tensor_content_and_repeated_fields() -> None:
     words = framework.TensorProto(dtype=framework.DT_STRING, string_val=[b"fraud"])
     words.tensor_shape.dim.add(size=1)
     assert decode(words).values == ("fraud",)
+
+
+SIGNATURE = Signature(
+    "tensorflow/serving/predict",
+    {"features": TensorSpec("DT_FLOAT", (-1, 20))},
+    {"score": TensorSpec("DT_FLOAT", (-1, 1))},
+)
+
+
+def test_request_problems_name_what_a_rollout_would_fail_on() -> None:
+    """From the signature alone: a request of the right shape fits; a wrong width, an unknown input and an expected
+    output the version does not have are each named (the rollout refuses such a request before sending it)."""
+    fits = GoldenRequest({"features": Array((2, 20), (0.5,) * 40)}, expect={"3": {"score": Array((2, 1), (1, 1))}})
+    assert request_problems(fits, SIGNATURE, 3) == []
+    wide = GoldenRequest({"features": Array((1, 32), (0.5,) * 32)})
+    assert request_problems(wide, SIGNATURE, 3) == [
+        "the golden request's input 'features' has shape [1, 32]; v3 takes float[None, 20]"
+    ]
+    unknown = GoldenRequest({"feature": Array((1, 20), (0.5,) * 20)})
+    assert request_problems(unknown, SIGNATURE, 3) == [
+        "the golden request's input 'feature' is not one of v3's inputs (features)"
+    ]
+    other_output = GoldenRequest(fits.inputs, expect={"*": {"probability": Array((2, 1), (1, 1))}})
+    assert request_problems(other_output, SIGNATURE, 3) == [
+        "the expected output 'probability' is not one of v3's outputs (score)"
+    ]
