@@ -1,5 +1,6 @@
-"""Automatic rollback with two bot replicas on one database (SQLite and PostgreSQL), a fake fleet and a hand-moved
-clock: min_firing is waited out by the sweep, exactly one replica acts, and nobody can act as `modelbot`."""
+"""Alerts and automatic rollback with two bot replicas on one database (SQLite and PostgreSQL), a fake fleet and a
+hand-moved clock: the same alerts reaching both at once are recorded once, min_firing is waited out by the sweep,
+exactly one replica acts, and nobody can act as `modelbot`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from bot.core.alerts import AutoState
 from bot.core.errors import StoreUnavailable
 from bot.core.policy import Identity
 from bot.settings import AutoRollback
+from bot.store import audit_export
 from bot.usecases import auto_rollback
 from bot.usecases.context import Context
 from bot.wiring import Bot, build_bot
@@ -162,3 +164,57 @@ def test_database_away_between_the_decision_and_the_rollout(
     assert [(r.to_version, r.state.value) for r in automatic] == [(2, "SUCCEEDED")]
     assert [r.outcome for r in acted] == ["acted"]
     assert f"alert:1:outcome:R{automatic[0].id}" in posts
+
+
+def _webhook(clock: Clock, fingerprint: str, status: str, starts_at: str) -> bytes:
+    alert = {
+        "status": status,
+        "labels": {"alertname": "FraudScoreDrift", "model": MODEL},
+        "annotations": {"summary": f"PSI high ({fingerprint})"},
+        "startsAt": starts_at,
+        "fingerprint": fingerprint,
+    }
+    if status == "resolved":
+        alert["endsAt"] = clock().isoformat()
+    return json.dumps({"version": "4", "alerts": [alert]}).encode()
+
+
+def test_the_same_alerts_reaching_both_replicas_at_once_are_recorded_and_posted_once(
+    replicas: tuple[Bot, Bot, Clock],
+) -> None:
+    """Alertmanager behind a load balancer with two bot replicas (or sent to both): 20 alerts delivered to both at
+    the same moment, then their resolutions likewise: each alert is one row, audited once firing and once resolved,
+    its post queued once and updated once, and the audit chain verifies."""
+    first, second, clock = replicas
+    starts_at = clock().isoformat()
+    fingerprints = [f"fp-{i:02d}" for i in range(20)]
+    for status in ("firing", "resolved"):
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def deliver(
+            bot: Bot, status: str = status, barrier: threading.Barrier = barrier, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                for fingerprint in fingerprints:
+                    barrier.wait(10)  # both replicas take each notification at the same moment
+                    assert bot.service.alert(_webhook(clock, fingerprint, status, starts_at)).queued == 1
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(bot,)) for bot in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        clock.advance(minutes=1)
+
+    with first.db.uow(readonly=True) as uow:  # ids may have gaps (PostgreSQL spends one on the losing insert)
+        stored = [a for a in map(uow.alerts.get, range(1, 100)) if a is not None]
+        rows = [r for r in uow.audit.iter_all() if r.action == "alert"]
+        posts = sorted(m.key or "" for m in uow.outbox.pending() if m.kind == "alert")
+    assert sorted(a.notice.fingerprint for a in stored) == fingerprints and not [a for a in stored if a.firing]
+    assert sorted(r.outcome for r in rows) == ["firing"] * 20 + ["resolved"] * 20
+    assert posts == sorted(f"alert:{a.id}:{why}" for a in stored for why in ("posted", "resolved"))
+    assert audit_export.verify(first.db).ok
