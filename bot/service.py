@@ -253,6 +253,10 @@ class Service:
         """Audit that a request's card could be posted nowhere (the requester was told why)."""
         routing.record_card_undeliverable(self.deps, request_id, channels, error)
 
+    def bot_joined(self, channel: str) -> list[int]:
+        """The bot was added to `channel`: re-post there the cards that could be posted nowhere after trying it."""
+        return routing.repost_undeliverable_cards(self.deps, channel)
+
     def approver_dm_failed(self, request_id: int, user: str, error: str) -> None:
         """Audit that an approver could not be sent their DM."""
         routing.record_dm_failed(self.deps, request_id, user, error)

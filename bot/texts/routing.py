@@ -54,8 +54,9 @@ def card_undeliverable(req: ChangeRequest, reasons: list[str], invite_in: str) -
     why = "; ".join(reasons)
     return (
         f":warning: {rid(req.id)} ({_what(req)}) is open, but its approval card could not be posted: {why}."
-        f" Invite modelbot with `/invite @modelbot` in {invite_in}. Meanwhile approvers can decide it from"
-        f" modelbot's Home tab or with `/model approve {rid(req.id)}`; it expires if nobody does."
+        f" Invite modelbot with `/invite @modelbot` in {invite_in} and the card is posted there. Meanwhile"
+        f" approvers can decide it from modelbot's Home tab or with `/model approve {rid(req.id)}`; it expires if"
+        " nobody does."
     )
 
 

@@ -75,6 +75,28 @@ def record_card_undeliverable(deps: Deps, request_id: int, channels: tuple[str, 
     _record(deps, request_id, CARD_ACTION, "undeliverable", channels=list(channels), error=error)
 
 
+def repost_undeliverable_cards(deps: Deps, channel: str) -> list[int]:
+    """The bot was just added to `channel`: queue the first post there of every open request whose card could be
+    posted nowhere after trying `channel` (the requester was told to invite the bot), audited once per request
+    and channel, so a repeated join event posts nothing twice. Returns the requests re-posted."""
+    reposted: list[int] = []
+    with deps.db.uow() as uow:
+        for request in uow.requests.list_open():
+            if uow.requests.get_card(request.id) is not None:
+                continue  # it has a card somewhere
+            rows = [r for r in uow.audit.for_request(request.id) if r.action == CARD_ACTION]
+            tried = any(r.outcome == "undeliverable" and channel in (r.detail.get("channels") or ()) for r in rows)
+            done = any(r.outcome == "reposted" and r.detail.get("channel") == channel for r in rows)
+            if not tried or done:
+                continue
+            payload = {"request_id": request.id, "state": request.state.value, "typed_channel": None}
+            uow.outbox.enqueue("card", channel, payload, key=f"card-repost:{request.id}:{channel}", at=deps.clock())
+            record(uow, deps, None, CARD_ACTION, "reposted", request=request, channel=channel)
+            reposted.append(request.id)
+        uow.commit()
+    return reposted
+
+
 def record_dm_failed(deps: Deps, request_id: int, user: str, error: str) -> None:
     """Audit that an approver could not be sent their DM (it never blocks the request)."""
     _record(deps, request_id, DM_ACTION, "failed", user=user, error=error)

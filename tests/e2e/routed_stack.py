@@ -25,7 +25,7 @@ from bot.settings import Settings
 from bot.wiring import build_bot
 from tests.devstack_support import config_text, model_entry, wait_until
 from tests.e2e import stack as base
-from tests.e2e.fake_slack import TEAM, FakeSlack
+from tests.e2e.fake_slack import BOT_USER, TEAM, FakeSlack
 from tests.e2e.slack_driver import HttpResult, SlackDriver
 from tests.e2e.stack import MODEL, SECRET, Stack
 from tests.fakes import FakeCatalog, FakeFleet
@@ -129,19 +129,31 @@ def texts_of(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def home_opened(driver: SlackDriver, user_id: str) -> HttpResult:
-    """A signed Events API `app_home_opened` for `user_id`, as Slack sends it (JSON)."""
+def signed_event(driver: SlackDriver, event: dict[str, Any], event_id: str) -> HttpResult:
+    """A signed Events API callback carrying `event`, as Slack sends it (JSON)."""
     body = {
         "token": "deprecated",
         "team_id": TEAM,
         "api_app_id": "A0MODELBOT",
-        "event": {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home", "event_ts": "1.2"},
+        "event": {"event_ts": "1.2", **event},
         "type": "event_callback",
-        "event_id": f"Ev{user_id}",
+        "event_id": event_id,
         "event_time": 1700000000,
-        "authorizations": [{"team_id": TEAM, "user_id": "U0MODELBOT", "is_bot": True}],
+        "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
     }
     return driver.post(json.dumps(body), content_type="application/json")
+
+
+def home_opened(driver: SlackDriver, user_id: str) -> HttpResult:
+    """`app_home_opened` for `user_id`."""
+    event = {"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"}
+    return signed_event(driver, event, f"Ev{user_id}")
+
+
+def member_joined(driver: SlackDriver, channel: str, user_id: str = BOT_USER, inviter: str = "U01ALICE") -> HttpResult:
+    """`member_joined_channel`: `user_id` (the bot by default) added to `channel` by `inviter`."""
+    event = {"type": "member_joined_channel", "user": user_id, "channel": channel, "channel_type": "C"}
+    return signed_event(driver, {**event, "team": TEAM, "inviter": inviter}, f"Ev{channel}{user_id}")
 
 
 def home_click(driver: SlackDriver, action_id: str, value: str, user_id: str) -> HttpResult:

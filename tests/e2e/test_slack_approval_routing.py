@@ -13,12 +13,21 @@ import pytest
 
 from tests.devstack_support import spec, wait_until
 from tests.e2e.fake_slack import FakeSlack
-from tests.e2e.routed_stack import APPROVALS, GROUP, NOT_IN, routed_devstack, start_routed_stack, texts_of
+from tests.e2e.routed_stack import (
+    APPROVALS,
+    GROUP,
+    NOT_IN,
+    member_joined,
+    routed_devstack,
+    start_routed_stack,
+    texts_of,
+)
 from tests.e2e.stack import ALICE, BOB, DAVE, FRAUD_INCIDENT, MODEL, OPS, ROLLBACK, Stack, stop_stack
 
 __all__ = ["routed_devstack"]  # the fixture, used by the devstack tests below
 
 EMERGENCY = 'rollback fraud_detector 2 --reason "INC-490 scores all zero" --emergency'
+NEW_APPROVALS = "C0NEWAPPROVE"  # an approval channel the bot has not been invited to yet
 
 
 @pytest.fixture
@@ -77,6 +86,36 @@ def test_card_that_cannot_be_posted_anywhere_is_told_at_once_and_audited(
         ("undeliverable", 1, ["C0OLDAPPROVE", NOT_IN])
     ]
     assert stack.request(1).state.value == "PENDING"
+
+
+def test_a_card_posted_nowhere_is_posted_once_the_bot_is_invited(
+    routed: Callable[..., Stack], fake_slack: FakeSlack
+) -> None:
+    """The approval channel exists but the bot is not in it (nor where the request was typed): the requester is told
+    to invite it; once someone does, Slack's member_joined_channel about the bot posts the card there (audited),
+    and the card's Approve works. A person joining, and the same event again, post nothing more."""
+    fake_slack.add_channel(NEW_APPROVALS, "new-approvals", member=False)
+    stack = routed(slack={"approval_channel": NEW_APPROVALS})
+    assert stack.driver.slash_command(ROLLBACK, ALICE, channel_id=NOT_IN).status == 200
+    wait_until(lambda: _card_rows(stack) or None, 20, "the card given up as undeliverable")
+    fake_slack.add_channel(NEW_APPROVALS, "new-approvals", member=True)  # someone types /invite @modelbot there
+    assert member_joined(stack.driver, NEW_APPROVALS, DAVE).status == 200  # a person joining: nothing to do
+    assert member_joined(stack.driver, NEW_APPROVALS).status == 200
+    card = stack.card(NEW_APPROVALS)
+    assert member_joined(stack.driver, NEW_APPROVALS).status == 200  # Slack retried, or the bot re-added
+    stack.settled()
+    posted = [c for c in stack.fake.calls_to("chat.postMessage", channel=NEW_APPROVALS) if "blocks" in c.body]
+    assert len(posted) == 1 and "R1" in posted[0].body["text"]
+    assert [(r.outcome, r.detail.get("channel")) for r in _card_rows(stack)] == [
+        ("undeliverable", None),
+        ("reposted", NEW_APPROVALS),
+    ]
+    assert stack.driver.click("approve", "1", BOB, NEW_APPROVALS, card.response["ts"]).status == 200
+    wait_until(lambda: stack.request(1).state.value == "SUCCEEDED" or None, 20, "the rollback")
+
+
+def _card_rows(stack: Stack) -> list[Any]:
+    return [r for r in stack.audit_rows() if r.action == "card"]
 
 
 def test_card_in_the_approval_channel_mentions_approvers_and_links_back(routed: Callable[..., Stack]) -> None:

@@ -3,13 +3,15 @@ the HTTP e2e tests): each is reached by a signed request as Slack sends it and d
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bot.core.change_request import ChangeRequest
 from tests.devstack_support import wait_until
 from tests.e2e.alert_support import alert_posts, am_alert, now_rfc3339, opened_view, pick, send_alerts
 from tests.e2e.in_process import in_process, registered_listeners
-from tests.e2e.routed_stack import home_opened
+from tests.e2e.routed_stack import NOT_IN, home_opened, member_joined
 from tests.e2e.stack import ALICE, BOB, DAVE, FRAUD_INCIDENT, MODEL, OPS, ROLLBACK, Stack
 
 EXERCISED = {
@@ -24,6 +26,7 @@ EXERCISED = {
     ("action", "alert_rollback_pick"),
     ("view", "alert_rollback_reason"),
     ("event", "app_home_opened"),
+    ("event", "member_joined_channel"),
 }
 
 
@@ -109,6 +112,21 @@ def test_app_home_opened_publishes_the_home_view(stack: Stack) -> None:
     assert home_opened(stack.driver, BOB).status == 200
     published = stack.fake.wait_for("views.publish", 1, 20)
     assert published[0].body["user_id"] == BOB
+
+
+def test_the_bot_added_to_a_channel_posts_the_card_that_waited_for_it(stack: Stack) -> None:
+    """A card that could be posted nowhere is posted in the channel the bot is then added to."""
+    stack.fake.add_channel(NOT_IN, "random", member=False)
+    assert stack.driver.slash_command(ROLLBACK, ALICE, channel_id=NOT_IN).status == 200
+    wait_until(lambda: [r for r in _audit(stack) if r.action == "card"] or None, 20, "the card given up")
+    stack.fake.add_channel(NOT_IN, "random", member=True)
+    assert member_joined(stack.driver, NOT_IN).status == 200
+    assert "R1" in stack.card(NOT_IN).body["text"]
+
+
+def _audit(stack: Stack) -> list[Any]:
+    with stack.bot.db.uow(readonly=True) as uow:
+        return list(uow.audit.iter_all())
 
 
 def _request_or_none(stack: Stack, request_id: int) -> ChangeRequest | None:

@@ -21,6 +21,7 @@ from bot.frontends.http.metrics import Metrics
 from bot.frontends.slack import buttons
 from bot.frontends.slack import commands as slash_commands
 from bot.frontends.slack.alert_actions import register as register_alert_actions
+from bot.frontends.slack.channels import register as register_channels
 from bot.frontends.slack.guard import bolt_logger
 from bot.frontends.slack.home import register as register_home
 from bot.frontends.slack.identity import Directory, policy_groups
@@ -133,4 +134,5 @@ def build_app(
     buttons.register(app, runtime)
     register_alert_actions(app, runtime)
     register_home(app, runtime)  # the App Home tab (app_home_opened)
+    register_channels(app, runtime)  # the bot added to a channel (member_joined_channel): undelivered cards
     return SlackFrontend(app=app, workers=runtime.workers, directory=directory)

@@ -61,7 +61,7 @@ UNQUOTE_PIECE = 1 << 15
 MAX_METADATA_CHARS = 3000  # Slack's limit on a view's private_metadata
 COMMAND_FIELDS = ("command", "user_id", "team_id", "channel_id", "response_url", "trigger_id")
 PAYLOAD_TYPES = frozenset({"block_actions", "view_submission"})  # what modelbot registers listeners for
-EVENT_TYPES = frozenset({"app_home_opened"})  # the events modelbot subscribes to (deploy/slack manifests)
+EVENT_TYPES = frozenset({"app_home_opened", "member_joined_channel"})  # its subscriptions (deploy/slack manifests)
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _PASSED_HEADERS = ("x-slack-request-timestamp", "x-slack-signature", "x-slack-retry-num", "x-slack-retry-reason")
