@@ -313,4 +313,37 @@ def elapsed_since(start: float) -> float:
     return round(time.monotonic() - start, 1)
 
 
-__all__ = ["MODEL", "OTHER", "BotProcess", "ServeStack", "elapsed_since", "http", "start_serve_stack"]
+CLOSED = {"SUCCEEDED", "FAILED", "PARTIAL"}
+
+
+def kill_and_restart(stack: ServeStack, what: str, request_id: int = 1) -> tuple[ChangeRequest, float]:
+    """SIGKILL serve-0 at the moment the caller waited for, start it again and wait for the request to be closed
+    (by the recovery); returns it and the seconds from the kill, also printed (`what`: where the kill landed)."""
+    stack.bots[0].kill()
+    killed = time.monotonic()
+    stack.bots[0].start()
+    closed = stack.wait_state(request_id, CLOSED, timeout=60)
+    took = elapsed_since(killed)
+    print(f"\nkill during {what} -> R{request_id} closed {closed.state.value} in {took}s after the kill")
+    return closed, took
+
+
+def recovered_detail(stack: ServeStack, request_id: int) -> dict[str, object]:
+    """The detail of the request's one `recovered` audit row (what the recovery found and did per replica)."""
+    rows = [e for e in stack.audit(request_id) if e.outcome == "recovered"]
+    assert len(rows) == 1, [(e.action, e.outcome) for e in stack.audit(request_id)]
+    return dict(rows[0].detail)
+
+
+__all__ = [
+    "CLOSED",
+    "MODEL",
+    "OTHER",
+    "BotProcess",
+    "ServeStack",
+    "elapsed_since",
+    "http",
+    "kill_and_restart",
+    "recovered_detail",
+    "start_serve_stack",
+]

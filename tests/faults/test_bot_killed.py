@@ -10,15 +10,15 @@ from collections.abc import Callable
 from bot.serving.config_proto import read_model_config_file
 from tests.devstack_support import wait_until
 from tests.e2e.stack import BOB
-from tests.faults.serve_harness import MODEL, OTHER, ServeStack, elapsed_since
-
-CLOSED = {"SUCCEEDED", "FAILED", "PARTIAL"}
-
-
-def _recovered_row(stack: ServeStack, request_id: int) -> dict[str, object]:
-    rows = [e for e in stack.audit(request_id) if e.outcome == "recovered"]
-    assert len(rows) == 1, [(e.action, e.outcome) for e in stack.audit(request_id)]
-    return dict(rows[0].detail)
+from tests.faults.serve_harness import (
+    CLOSED,
+    MODEL,
+    OTHER,
+    ServeStack,
+    elapsed_since,
+    kill_and_restart,
+    recovered_detail,
+)
 
 
 def test_killed_while_loading_restores_the_previous_state(serve_stack: Callable[..., ServeStack], db_url: str) -> None:
@@ -29,15 +29,10 @@ def test_killed_while_loading_restores_the_previous_state(serve_stack: Callable[
     stack.say("approve R1", user=BOB, wait=False)
     stack.wait_state(1, {"EXECUTING"})
     wait_until(lambda: any(1 in seen for seen in stack.dev_status()), 20, "the load of v1 under way")
-    stack.bots[0].kill()
-    killed = time.monotonic()
-    stack.bots[0].start()
-    closed = stack.wait_state(1, CLOSED, timeout=60)
-    took = elapsed_since(killed)
-    print(f"\nkill during load -> R1 closed {closed.state.value} in {took}s after the kill")
+    closed, took = kill_and_restart(stack, "the load")
     assert took <= 30
     assert closed.state.value == "FAILED"
-    detail = _recovered_row(stack, 1)
+    detail = recovered_detail(stack, 1)
     assert set(detail["found"].values()) == {"not switched (v3)"}  # type: ignore[union-attr]
     assert stack.view() == [3, 3, 3] and stack.consistent() == 3
     assert stack.desired().model(MODEL).policy.versions == (2, 3)
@@ -66,7 +61,7 @@ def test_killed_mid_switch_leaves_no_split_fleet(serve_stack: Callable[..., Serv
     print(f"\nkill during switch (fleet {split}) -> R1 closed {closed.state.value} in {took}s after the kill")
     assert took <= 30
     assert closed.state.value == "SUCCEEDED"
-    detail = _recovered_row(stack, 1)
+    detail = recovered_detail(stack, 1)
     assert all(r["ok"] for r in detail["replicas"].values())  # type: ignore[union-attr]
     assert stack.view() == [2, 2, 2] and stack.consistent() == 2
     assert read_model_config_file(stack.dev.config_file).model(MODEL).label("stable") == 2

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from bot.devstack.smoke_files import expected_scores
 from tests.devstack_support import wait_until
 from tests.e2e.stack import BOB
-from tests.faults.serve_harness import MODEL, ServeStack, elapsed_since
+from tests.faults.serve_harness import CLOSED, MODEL, ServeStack, elapsed_since, kill_and_restart, recovered_detail
 
-CLOSED = {"SUCCEEDED", "FAILED", "PARTIAL"}
 SMOKE_STARTED = b"rollout phase smoke"  # the serve log line of the phase's first event (sending the golden request)
 
 
@@ -39,18 +38,11 @@ def test_killed_during_the_smoke_test_moves_no_label(serve_stack: Callable[..., 
     stack.say("approve R1", user=BOB, wait=False)
     wait_until(lambda: _smoke_under_way(stack), 30, "the smoke test under way")
     before = _views_while(stack, 1.0)
-    stack.bots[0].kill()
-    killed = time.monotonic()
+    closed, took = kill_and_restart(stack, "the smoke test")
     assert set(before) == {(3, 3, 3)}, before
-    stack.bots[0].start()
-    closed = stack.wait_state(1, CLOSED, timeout=60)
-    took = elapsed_since(killed)
-    print(f"\nkill during the smoke test -> R1 closed {closed.state.value} in {took}s after the kill")
     assert took <= 30
     assert closed.state.value == "FAILED"
-    recovered = [e for e in stack.audit(1) if e.outcome == "recovered"]
-    assert len(recovered) == 1, [(e.action, e.outcome) for e in stack.audit(1)]
-    assert set(recovered[0].detail["found"].values()) == {"not switched (v3)"}  # type: ignore[union-attr]
+    assert set(recovered_detail(stack, 1)["found"].values()) == {"not switched (v3)"}  # type: ignore[attr-defined]
     assert stack.view() == [3, 3, 3] and stack.consistent() == 3
     assert stack.desired().model(MODEL).policy.versions == (2, 3)  # type: ignore[union-attr]
     assert stack.audit_verifies()

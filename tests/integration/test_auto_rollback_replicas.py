@@ -86,6 +86,15 @@ def test_min_firing_is_waited_out_and_exactly_one_replica_acts(replicas: tuple[B
     assert first.service.auto_rollback() == second.service.auto_rollback() == 0  # decided once, for good
 
 
+def _v3_for_an_hour_then_firing_for_3_minutes(bot: Bot, clock: Clock) -> None:
+    """R1 promotes v3 (v2 becomes the last known good), an hour later the alert fires, 3 minutes go by."""
+    assert bot.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
+    assert bot.service.handle_text(Context(Identity(BOB)), "approve R1").ok
+    clock.advance(hours=1)
+    bot.service.alert(firing(clock))
+    clock.advance(minutes=3)
+
+
 def test_nobody_acts_as_modelbot(replicas: tuple[Bot, Bot, Clock]) -> None:
     """An identity named `modelbot` (a console :as, a crafted payload) is refused by the service, and audited."""
     bot = replicas[0]
@@ -100,11 +109,7 @@ def test_nobody_acts_as_modelbot(replicas: tuple[Bot, Bot, Clock]) -> None:
 def test_an_automatic_request_left_approved_by_a_dead_process_is_run(replicas: tuple[Bot, Bot, Clock]) -> None:
     """A replica that opened the automatic request and died before running it: the other one's sweep runs it."""
     first, second, clock = replicas
-    assert first.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
-    assert first.service.handle_text(Context(Identity(BOB)), "approve R1").ok
-    clock.advance(hours=1)
-    first.service.alert(firing(clock))
-    clock.advance(minutes=3)
+    _v3_for_an_hour_then_firing_for_3_minutes(first, clock)
     with first.db.uow(readonly=True) as uow:
         alert = uow.alerts.get(1)
     assert alert is not None
@@ -130,11 +135,7 @@ def test_database_away_between_the_decision_and_the_rollout(
     the log and tries again; once it is back the same request (not a second one) runs once, and the alert's post
     is queued with its outcome."""
     first, second, clock = replicas
-    assert first.service.handle_text(Context(Identity(ALICE)), 'promote fraud_detector 3 --reason "r3"').ok
-    assert first.service.handle_text(Context(Identity(BOB)), "approve R1").ok
-    clock.advance(hours=1)
-    first.service.alert(firing(clock))
-    clock.advance(minutes=3)
+    _v3_for_an_hour_then_firing_for_3_minutes(first, clock)
     deps = first.service.deps
     flaky = FlakyDatabase(deps.db)
     deps.db = flaky
