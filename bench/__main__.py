@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     abuse = endpoint_abuse.run(log=lambda s: print(s, file=sys.stderr))  # also wants a quiet machine (peak RSS)
     rows = rollout_latency.run(counts, args.warm_runs, args.cold_runs, log=lambda s: print(s, file=sys.stderr))
     smoke = smoke_latency.run(args.warm_runs, log=lambda s: print(s, file=sys.stderr))
+    smoke_1000 = smoke_latency.run(10, log=lambda s: print(s, file=sys.stderr), others=999)
     footprint_rows = footprint.run()
     service = service_overhead.run()
     listing = list_scale.run()
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         "status_poll_interval_s": rollout_latency.POLL_S,
         "rollout": rows,
         "smoke_test": smoke,
+        "smoke_test_1000_models": smoke_1000,
         "goals": goals(rows),
         "footprint": footprint_rows,
         "slack_ack": ack,
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows, footprint_rows, results["goals"]))
     print("\ngolden-request smoke test: warm rollback with it vs without it (median, request -> verified)")
     print(smoke_latency.line(smoke))
+    print(smoke_latency.line(smoke_1000))
     print(f"\nthrough the service (SQLite, request -> approve -> verified)\n  {service['row']}")
     print(f"\n{listing['row']}")
     print("\nslack ack latency, 50 concurrent signed /model commands (goal p99 < 100 ms)")

@@ -73,13 +73,25 @@ def reload_request(config: FleetConfig) -> apis.ReloadConfigRequest:
     return apis.ReloadConfigRequest(config=to_proto(config))
 
 
-class Bench:
-    """One fleet of n replicas, the bot's GrpcFleet and the raw floor on it, and the prebuilt requests."""
+def other_models(base_path: str, count: int) -> tuple[ModelState, ...]:
+    """`count` more models in the config (v3 of the demo model each, no label): a production-sized models.config,
+    which every ReloadConfig carries whole (TF Serving has no per-model reload)."""
+    return tuple(
+        ModelState(name=f"model_{i:04d}", base_path=base_path, policy=VersionPolicy.specific([3])) for i in range(count)
+    )
 
-    def __init__(self, n: int, certs: DevCerts, models: Path) -> None:
+
+class Bench:
+    """One fleet of n replicas, the bot's GrpcFleet and the raw floor on it, and the prebuilt requests.
+    `others`: that many more models in every config sent (the benchmarked model is the first)."""
+
+    def __init__(self, n: int, certs: DevCerts, models: Path, others: int = 0) -> None:
         self.base_path = str(models)
-        self.start_config = FleetConfig(models=(state(self.base_path, [2, 3], None),))
-        self.dev = DevFleet(n, models.parent, certs, to_text(self.start_config), ready_timeout_s=300, **KNOBS)
+        self.others = other_models(self.base_path, others)
+        self.start_config = FleetConfig(models=(state(self.base_path, [2, 3], None), *self.others))
+        # The manager loads inline, one servable after another: 1,000 models at 0.1 s would take minutes to start.
+        knobs = {**KNOBS, "devstack_load_seconds": 0.002} if others else KNOBS
+        self.dev = DevFleet(n, models.parent, certs, to_text(self.start_config), ready_timeout_s=600, **knobs)
         self.dev.start()
         tls = TlsSettings(certs.ca, certs.bot_cert, certs.bot_key, "tf-serving")
         settings = ServingSettings(tuple(self.dev.targets), tls, None, 30.0, 120.0, POLL_S)
@@ -88,11 +100,13 @@ class Bench:
         self.raw = RawFleet(
             self.dev.targets, read(certs.ca), read(certs.bot_key), read(certs.bot_cert), "tf-serving", POLL_S
         )
-        self.base = FleetConfig(models=(state(self.base_path, [2, 3], 3),))
+        self.base = FleetConfig(models=(state(self.base_path, [2, 3], 3), *self.others))
         self._requests()
 
     def _requests(self) -> None:
-        fc = lambda versions, stable: FleetConfig(models=(state(self.base_path, versions, stable),))  # noqa: E731
+        def fc(versions: list[int], stable: int | None) -> FleetConfig:
+            return FleetConfig(models=(state(self.base_path, versions, stable), *self.others))
+
         self.req_base = reload_request(self.base)
         self.req_warm_switch = reload_request(fc([2, 3], 2))
         self.req_cold_load = reload_request(fc([1, 2, 3], 3))

@@ -63,15 +63,16 @@ def rpc_round(bench: Bench) -> float:
     return time.perf_counter() - t0
 
 
-def run(runs: int = 30, warmup: int = 3, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Median warm-rollback latency with and without the smoke test at 10 replicas, and their ratio."""
+def run(runs: int = 30, warmup: int = 3, log: Callable[[str], None] = print, others: int = 0) -> dict[str, Any]:
+    """Median warm-rollback latency with and without the smoke test at 10 replicas, and their ratio; `others`: that
+    many more models in the config every reload carries (a production-sized models.config)."""
     models = ensure_demo_models(MODELS_CACHE)
     samples: dict[str, list[float]] = {"with": [], "without": [], "round": []}
     with tempfile.TemporaryDirectory(prefix="modelbot-bench-smoke-") as tmp:
         certs = make_certs(Path(tmp) / "certs")
         smoke = golden(Path(tmp) / "smoke")
-        log(f"starting {REPLICAS} emulator replicas for the smoke test benchmark ...")
-        bench = Bench(REPLICAS, certs, models)
+        log(f"starting {REPLICAS} emulator replicas for the smoke test benchmark ({1 + others} models) ...")
+        bench = Bench(REPLICAS, certs, models, others)
         try:
             bench.prepare()
             for i in range(warmup + runs):
@@ -90,6 +91,7 @@ def run(runs: int = 30, warmup: int = 3, log: Callable[[str], None] = print) -> 
     round_ms = round(statistics.median(samples["round"]) * 1000, 2)
     row = {
         "replicas": REPLICAS,
+        "models_in_config": 1 + others,
         "runs": runs,
         "warm_with_smoke_ms": with_ms,
         "warm_without_smoke_ms": without_ms,
@@ -104,7 +106,8 @@ def run(runs: int = 30, warmup: int = 3, log: Callable[[str], None] = print) -> 
 
 def line(row: dict[str, Any]) -> str:
     return (
-        f"  {row['replicas']} replicas, {row['runs']} runs: warm rollback {row['warm_without_smoke_ms']:.1f} ms,"
+        f"  {row['replicas']} replicas, {row['models_in_config']} model(s) in the config, {row['runs']} runs:"
+        f" warm rollback {row['warm_without_smoke_ms']:.1f} ms,"
         f" with the smoke test {row['warm_with_smoke_ms']:.1f} ms -> {row['ratio']:.2f}x"
         f" (goal <= {row['goal']}x: {'met' if row['met'] else 'NOT met'}); one RPC round to every replica costs"
         f" {row['one_rpc_round_ms']:.1f} ms here, and the smoke test is one such round (Predict) before the switch"
@@ -113,3 +116,4 @@ def line(row: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     print(line(run()))
+    print(line(run(runs=10, others=999)))
