@@ -15,6 +15,7 @@ import pytest
 
 from bot.core import commands
 from bot.core.alerts import AutoState
+from bot.core.change_request import RequestState
 from bot.core.errors import StoreUnavailable
 from bot.core.policy import Identity
 from bot.settings import AutoRollback
@@ -219,3 +220,40 @@ def test_the_same_alerts_reaching_both_replicas_at_once_are_recorded_and_posted_
     assert sorted(r.outcome for r in rows) == ["firing"] * 20 + ["resolved"] * 20
     assert posts == sorted(f"alert:{a.id}:{why}" for a in stored for why in ("posted", "resolved"))
     assert audit_export.verify(first.db).ok
+
+
+def test_an_automatic_rollback_whose_process_died_mid_rollout_is_recovered_and_posted(
+    replicas: tuple[Bot, Bot, Clock],
+) -> None:
+    """The replica running the automatic rollback dies mid-rollout (request EXECUTING, its operation open, the lease
+    held): once the lease lapses the recovery sweep closes it truthfully, the alert's post is queued with
+    that outcome in the same transaction, and no second automatic rollback follows for the same alert."""
+    first, second, clock = replicas
+    _v3_for_an_hour_then_firing_for_3_minutes(first, clock)
+    deps = first.service.deps
+    with first.db.uow(readonly=True) as uow:
+        alert = uow.alerts.get(1)
+    assert alert is not None
+    judged = auto_rollback._judge(deps, alert, AUTO)
+    assert judged.proposal is not None
+    request = auto_rollback._open(deps, alert, judged.proposal)
+    assert request is not None
+    dead = "crashed-host:1:dead00"
+    with first.db.uow() as uow:  # claimed by a process that died before its first reload
+        claimed = uow.requests.get_for_update(request.id)
+        assert claimed is not None
+        uow.requests.save(replace(claimed, state=RequestState.EXECUTING), claimed.version)
+        before = uow.desired.load().model(MODEL)
+        uow.operations.start(request.id, MODEL, clock(), holder=dead, before=before)
+        assert uow.fleet_lock.acquire(dead, clock(), timedelta(seconds=deps.lease_s))
+        uow.commit()
+    clock.advance(seconds=deps.lease_s + 1)
+    first.service.recover()  # a restarted process (each bot here has its own fake fleet: first's is the real one)
+    with first.db.uow(readonly=True) as uow:
+        done = uow.requests.get(request.id)
+        posts = [m.key for m in uow.outbox.pending() if m.kind == "alert"]
+        recovered = [r for r in uow.audit.iter_all() if r.outcome == "recovered"]
+    assert done is not None and done.state is RequestState.FAILED
+    assert [r.request_id for r in recovered] == [request.id]
+    assert f"alert:1:outcome:R{request.id}" in posts
+    assert first.service.auto_rollback() == second.service.auto_rollback() == 0  # the alert was acted on: once
