@@ -239,8 +239,7 @@ def check_smoke_tests(models: Mapping[str, ModelSettings], catalog: VersionCatal
         named = {int(v) for v in (golden.expect or {}) if v.isdigit()}
         fits, unfit = [], []
         for version, signature in signatures.items():
-            problems = ["no serving_default signature"] if signature is None else []
-            problems += request_problems(golden, signature, version) if signature is not None else []
+            problems = request_problems(golden, signature, version) if signature else ["no serving_default signature"]
             if not problems:
                 fits.append(f"v{version}")
             elif version in named:

@@ -125,9 +125,14 @@ class OutboxWorker:
         recorded = 0
         while self._unrecorded:
             message, delivered = self._unrecorded[0]
-            self._service.outbox_delivered(message, delivered)
+            try:
+                self._service.outbox_delivered(message, delivered)
+                recorded += 1
+            except StoreUnavailable:
+                raise  # still away: nothing else is claimed (and sent) before this is recorded
+            except Exception:  # never wedge the outbox on one message: its claim lapses and it is offered again
+                log.exception("outbox: #%s cannot be recorded as delivered; it will be offered again", message.id)
             self._unrecorded.pop(0)
-            recorded += 1
         if recorded:
             log.info("outbox: recorded %d message(s) Slack took while the database was away", recorded)
         return recorded
