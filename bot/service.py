@@ -253,9 +253,11 @@ class Service:
         """Audit that a request's card could be posted nowhere (the requester was told why)."""
         routing.record_card_undeliverable(self.deps, request_id, channels, error)
 
-    def bot_joined(self, channel: str) -> list[int]:
-        """The bot was added to `channel`: re-post there the cards that could be posted nowhere after trying it."""
-        return routing.repost_undeliverable_cards(self.deps, channel)
+    def bot_joined(self, channel: str) -> tuple[list[int], list[int]]:
+        """The bot was added to `channel`: post there the cards that could be posted nowhere after trying it, and the
+        firing alerts whose incident post never landed; returns (request ids, alert ids)."""
+        cards = routing.repost_undeliverable_cards(self.deps, channel)
+        return cards, alerts.repost_unposted(self.deps, channel)
 
     def approver_dm_failed(self, request_id: int, user: str, error: str) -> None:
         """Audit that an approver could not be sent their DM."""

@@ -963,6 +963,11 @@ class MemoryAlerts(_Repo):
         ]
         return found[:limit]
 
+    def firing_unposted(self, limit: int = 100) -> list[StoredAlert]:
+        rows = self._read().tables["alerts"]
+        found = [_alert(rows[a]) for a in sorted(rows) if rows[a]["status"] == FIRING and rows[a]["post_ts"] is None]
+        return found[:limit]
+
     def decide_auto(
         self, alert_id: int, state: AutoState, at: datetime, *, reason: str = "", request_id: int | None = None
     ) -> bool:

@@ -78,6 +78,11 @@ class AlertRepository:
         )
         return [_alert(row) for row in self._tx.execute(statement)]
 
+    def firing_unposted(self, limit: int = 100) -> list[StoredAlert]:
+        """Firing alerts whose incident post never landed (the bot was not in the channel), oldest first."""
+        unposted = select(alerts).where(alerts.c.status == FIRING, alerts.c.post_ts.is_(None))
+        return [_alert(row) for row in self._tx.execute(unposted.order_by(alerts.c.id).limit(limit))]
+
     def decide_auto(
         self, alert_id: int, state: AutoState, at: datetime, *, reason: str = "", request_id: int | None = None
     ) -> bool:

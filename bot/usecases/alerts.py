@@ -88,6 +88,17 @@ def queue_post(uow: UnitOfWork, deps: Deps, alert: StoredAlert, why: str) -> Non
         uow.outbox.enqueue(POST_KIND, channel, payload, key=f"alert:{alert.id}:{why}", at=deps.clock())
 
 
+def repost_unposted(deps: Deps, channel: str) -> list[int]:
+    """The bot was just added to `channel`: queue the post of every firing alert whose post never landed and whose
+    model's incident channel it is (once per alert and channel; an alert posted meanwhile is updated in place)."""
+    with deps.db.uow() as uow:
+        waiting = [a for a in uow.alerts.firing_unposted() if incident_channel(deps, a.model) == channel]
+        for alert in waiting:
+            queue_post(uow, deps, alert, f"rejoined:{channel}")
+        uow.commit()
+    return [alert.id for alert in waiting]
+
+
 def queue_outcome_post(uow: UnitOfWork, deps: Deps, req: ChangeRequest) -> None:
     """An automatic rollback's outcome re-renders its alert's post, queued in the transaction that records the
     outcome: whichever process records it (the one that ran it, a resumed or recovered run, a late record after a

@@ -257,3 +257,30 @@ def test_an_automatic_rollback_whose_process_died_mid_rollout_is_recovered_and_p
     assert [r.request_id for r in recovered] == [request.id]
     assert f"alert:1:outcome:R{request.id}" in posts
     assert first.service.auto_rollback() == second.service.auto_rollback() == 0  # the alert was acted on: once
+
+
+def test_the_bot_invited_to_an_incident_channel_posts_the_alerts_that_never_landed(
+    replicas: tuple[Bot, Bot, Clock],
+) -> None:
+    """Two firing alerts whose posts were given up (the bot not in the incident channel) and one resolved: the bot
+    added to that channel queues the firing ones' posts, once however often Slack says so; another channel, or an
+    alert whose post landed, gets nothing."""
+    bot, _, clock = replicas
+    channel = bot.service.deps.settings.models[MODEL].incident_channel
+    assert channel
+    starts_at = clock().isoformat()
+    for fingerprint in ("fp-a", "fp-b", "fp-c"):
+        assert bot.service.alert(_webhook(clock, fingerprint, "firing", starts_at)).queued == 1
+    assert bot.service.alert(_webhook(clock, "fp-c", "resolved", starts_at)).queued == 1
+    with bot.db.uow() as uow:  # what the outbox does after Slack's not_in_channel, three times
+        for message in uow.outbox.pending():
+            if message.kind == "alert":
+                uow.outbox.give_up(message.id, clock(), "not_in_channel")
+        uow.alerts.set_post(2, channel, "1.000002")  # fp-b's post landed (the bot was briefly in the channel)
+        uow.commit()
+    assert bot.service.bot_joined("C0ELSEWHERE") == ([], [])
+    assert bot.service.bot_joined(channel) == ([], [1])
+    assert bot.service.bot_joined(channel) == ([], [1])  # said again: the same message, not a new one
+    with bot.db.uow(readonly=True) as uow:
+        posts = sorted(m.key or "" for m in uow.outbox.pending() if m.kind == "alert")
+    assert posts == [f"alert:1:rejoined:{channel}"]

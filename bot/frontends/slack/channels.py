@@ -1,6 +1,7 @@
 """The bot added to a channel (`member_joined_channel` about the bot itself): the approval cards that could be
-posted nowhere after trying that channel, whose requesters were told to `/invite @modelbot`, are posted there now
-(bot/usecases/approval_routing.py, through the service, off the ack thread). Anyone else joining is ignored.
+posted nowhere after trying that channel, whose requesters were told to `/invite @modelbot`, and the posts of firing
+alerts whose incident channel it is and that never landed, are posted there now (through the service, off the ack
+thread). Anyone else joining is ignored.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def register(app: App, runtime: SlackRuntime) -> None:
 
 
 def repost_cards(runtime: SlackRuntime, channel: str) -> None:
-    """Queue the cards that wait for this channel, and wake the outbox; failures are logged, never raised."""
+    """Queue the cards and alert posts that wait for this channel, and wake the outbox; failures are logged."""
     try:
-        reposted = runtime.service.bot_joined(channel)
+        cards, alerts = runtime.service.bot_joined(channel)
     except Exception as exc:  # the database away: the requester can still be decided from Home or /model approve
         log.warning("cards for %s not re-posted: %s", channel, type(exc).__name__)
         return
-    if reposted:
-        log.info("added to %s: re-posting the cards of %s", channel, ", ".join(f"R{r}" for r in reposted))
+    if cards or alerts:
+        waiting = [f"R{r}" for r in cards] + [f"alert {a}" for a in alerts]
+        log.info("added to %s: posting %s", channel, ", ".join(waiting))
         runtime.wake_outbox()
