@@ -32,6 +32,7 @@ from bot.usecases.auto_rollback import sweep as auto_rollback_sweep
 from bot.usecases.cards import CardView, card_view
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.dispatch import Handlers
+from bot.usecases.execution import resume_waiting_emergencies
 from bot.usecases.home import HomeView, home_view
 from bot.usecases.outbox import CardSpot, Delivered
 from bot.usecases.pagerduty import receive as pagerduty_receive
@@ -80,12 +81,13 @@ class Service:
         return self.handle(ctx, command)
 
     def handle(self, ctx: Context, command: commands.Command) -> Reply:
+        permission = commands.permission_of(command)
         try:
             decision = self._decide(ctx, command)
             if not decision.allowed:
                 model = command.model or self._model_of_request(command)
-                record_alone(self.deps, ctx, command.ACTION, "denied", model=model, rule=decision.rule)
-                raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
+                record_alone(self.deps, ctx, permission, "denied", model=model, rule=decision.rule)
+                raise PermissionDenied(texts.denied(decision, permission), decision.rule, decision.who_can)
             return HANDLERS.handler_for(command)(self.deps, ctx, command)
         except ModelbotError as exc:
             return Reply(texts.error(exc), ok=False)
@@ -104,8 +106,9 @@ class Service:
             decision = self._decide(ctx, command)
             if decision.allowed:
                 return None
-            record_alone(self.deps, ctx, command.ACTION, "denied", model=command.model, rule=decision.rule)
-            raise PermissionDenied(texts.denied(decision, command.ACTION), decision.rule, decision.who_can)
+            permission = commands.permission_of(command)
+            record_alone(self.deps, ctx, permission, "denied", model=command.model, rule=decision.rule)
+            raise PermissionDenied(texts.denied(decision, permission), decision.rule, decision.who_can)
         except ModelbotError as exc:
             return Reply(texts.error(exc), ok=False)
 
@@ -113,7 +116,7 @@ class Service:
         if ctx.actor.user_id == SYSTEM_ACTOR:  # the bot itself acts only through its own sweep
             return Decision(False, "system-actor", alert_texts.SYSTEM_ACTOR_REFUSED, ())
         try:
-            action = command.ACTION
+            action = commands.permission_of(command)
             if isinstance(
                 command, commands.Cancel
             ):  # whoever may make the change may withdraw it (if they asked for it)
@@ -135,6 +138,10 @@ class Service:
         """Recover the rollouts of processes whose fleet lease lapsed (read the fleet, finish or restore,
         record); cheap when there is none. Returns the ids of the requests it closed."""
         return recover_interrupted(self.deps)
+
+    def resume_emergencies(self) -> int:
+        """Periodic: run the emergencies that gave up waiting for a busy fleet, once it is free."""
+        return resume_waiting_emergencies(self.deps)
 
     def check_drift(self) -> int:
         """Compare every replica with the desired state; open/close drift episodes (posted once each with a

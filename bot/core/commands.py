@@ -180,6 +180,14 @@ CHANGE_ACTIONS = frozenset({"promote", "rollback"})
 ALL_ACTIONS = frozenset([*(cls.ACTION for cls in VERBS.values() if cls.ACTION != CANCEL_ACTION), EMERGENCY_ACTION])
 
 
+def permission_of(command: Command) -> str:
+    """The permission policy checks for `command`: its ACTION, except that an emergency rollback needs
+    `rollback_emergency` (and only that: DESIGN's incident commander may hold it without `rollback`)."""
+    if isinstance(command, Rollback) and command.emergency:
+        return EMERGENCY_ACTION
+    return command.ACTION
+
+
 def cancel_permission(request_action: str | None) -> str:
     """The permission `/model cancel` is checked against: the action of the request it withdraws (promote or
     rollback); `rollback` when the request is unknown (the use case then refuses the id)."""

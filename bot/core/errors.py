@@ -34,6 +34,10 @@ class Conflict(ModelbotError):
     """The world moved: an open request exists, the request was already decided, the desired state changed."""
 
 
+class FleetBusy(Conflict):
+    """Another rollout held the fleet for longer than the claim waits: the request stays APPROVED."""
+
+
 class PreflightFailed(ModelbotError):
     """A rollout was refused before anything was sent to the fleet (missing version, bad signature...)."""
 

@@ -260,11 +260,13 @@ class Server:
 
     def _sweep_dead_rollouts(self) -> None:
         """Rollouts of dead processes are recovered within seconds of their lease lapsing: a fleet must not stay
-        split, nor a model blocked, for longer than that."""
+        split, nor a model blocked, for longer than that. Emergencies that gave up waiting for a busy fleet start
+        here once it is free."""
         every = self.bot.service.heartbeat_s
         while not self._stopping.wait(every):
             try:
-                if self.bot.service.recover():
+                recovered = self.bot.service.recover()
+                if self.bot.service.resume_emergencies() or recovered:
                     self.outbox.wake()
             except Exception:  # the database or the fleet may be away for a moment; the next sweep tries again
                 _log_failure("recovery sweep failed")

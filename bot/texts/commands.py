@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 COMMAND = "/model"
 GENERAL_USAGE = (
     f"{COMMAND} help|list|versions|status|promote|rollback|approve|reject|cancel|review|requests|history|whoami"
-    "|resync|explain|smoke ..."
+    "|resync|explain|smoke|freeze|unfreeze ..."
     f" (details: {COMMAND} help VERB)"
 )
 

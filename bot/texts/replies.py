@@ -22,6 +22,17 @@ POLICY_ERROR = "the permission check failed, so the request is denied"
 FLEET_BUSY = (
     "Another rollout is running on the fleet; this one is approved and waiting. Try `/model approve` again shortly."
 )
+
+
+def emergency_waits(req: ChangeRequest) -> str:
+    """An emergency approved at once whose rollout could not start: another rollout holds the fleet."""
+    return (
+        f"{rid(req.id)} ({req.action} {req.model} to v{req.to_version}, emergency) is approved and waits for the fleet:"
+        " another rollout is running. It starts by itself as soon as the fleet is free (no need to retry); its card"
+        " and the incident channel will show the outcome."
+    )
+
+
 ROLLOUT_CRASHED = "the rollout stopped on an internal error; check `/model status` (details are in the bot's log)"
 LEASE_LOST = (
     "another bot process took this rollout over after this one's fleet lease lapsed (database unreachable for"

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from bot.core import approvals, commands
 from bot.core.change_request import ChangePlan, ChangeRequest, RequestState
 from bot.core.commands import EMERGENCY_ACTION
-from bot.core.errors import Conflict, PermissionDenied, PreflightFailed
+from bot.core.errors import Conflict, FleetBusy, ModelbotError, PreflightFailed, StoreUnavailable
 from bot.core.fleet import ReplicaStatus
+from bot.core.freeze import Freeze
 from bot.core.rollout import ChangeSpec, RolloutPlan, Routing, plan_rollout
 from bot.core.signatures import compatibility_problems
 from bot.texts import replies as texts
 from bot.usecases.approval_routing import open_card
-from bot.usecases.audit_trail import notify_card, record
+from bot.usecases.audit_trail import notify_card, record, record_alone
 from bot.usecases.context import Context, Deps, Reply
 from bot.usecases.decisions import expire_due
 from bot.usecases.execution import execute
 from bot.usecases.freezes import refuse_if_frozen
 from bot.usecases.ports import UnitOfWork
 from bot.usecases.state import model_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,53 @@ def _change(
     dry_run: bool,
     emergency: bool,
 ) -> Reply:
-    if emergency:
-        decision = deps.policy.decide(ctx.actor, EMERGENCY_ACTION, model)
-        if not decision.allowed:
-            raise PermissionDenied(texts.denied(decision, EMERGENCY_ACTION), decision.rule, decision.who_can)
+    try:
+        opened = _open(
+            deps,
+            ctx,
+            action,
+            model=model,
+            version=version,
+            label=label,
+            reason=reason,
+            dry_run=dry_run,
+            emergency=emergency,
+        )
+    except StoreUnavailable:
+        raise
+    except ModelbotError as exc:  # frozen, pre-flight, already open: a decision too, so an audit row (DESIGN §5)
+        if not dry_run:
+            permission = EMERGENCY_ACTION if emergency else action
+            _record_refusal(deps, ctx, permission, model=model, version=version, why=str(exc))
+        raise
+    if isinstance(opened, Reply):
+        return opened  # the dry run's plan
+    stored, overridden = opened
+    if stored.state is RequestState.APPROVED:  # emergency, or a policy that needs no approver
+        try:
+            done = execute(deps, ctx, stored.id)
+        except FleetBusy:
+            if not stored.emergency:
+                raise
+            return Reply(texts.emergency_waits(stored), public=True, request_id=stored.id)
+        return replace(done, text=f"{done.text}\n{texts.overrode_freeze(overridden)}") if overridden else done
+    return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
+
+
+def _open(
+    deps: Deps,
+    ctx: Context,
+    action: str,
+    *,
+    model: str,
+    version: int,
+    label: str,
+    reason: str,
+    dry_run: bool,
+    emergency: bool,
+) -> Reply | tuple[ChangeRequest, Freeze | None]:
+    """Every check, then the request stored with its audit row and card: (the request, the freeze it overrode);
+    for a dry run the plan instead. Raises the refusal (nothing stored)."""
     overridden = refuse_if_frozen(deps, model, emergency=emergency)
     proposal = propose(deps, model, version, label)
     rule = deps.policy.approval_rule(model, action)
@@ -167,10 +214,14 @@ def _change(
             card = uow.requests.get_card(named.id)
             notify_card(uow, named, card[0] if card else None)
         uow.commit()
-    if stored.state is RequestState.APPROVED:  # emergency, or a policy that needs no approver
-        done = execute(deps, ctx, stored.id)
-        return replace(done, text=f"{done.text}\n{texts.overrode_freeze(overridden)}") if overridden else done
-    return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
+    return stored, overridden
+
+
+def _record_refusal(deps: Deps, ctx: Context, permission: str, *, model: str, version: int, why: str) -> None:
+    try:
+        record_alone(deps, ctx, permission, "refused", model=model, to_version=version, why=why)
+    except ModelbotError as exc:  # the refusal itself is what the user must hear
+        log.warning("refusal of %s on %s not audited: %s", permission, model, exc)
 
 
 __all__ = ["promote", "propose", "rollback"]

@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.core import approvals
 from bot.core.change_request import ChangeRequest, RequestState, change_digest
 from bot.core.desired import FleetConfig, ModelState
-from bot.core.errors import Conflict, ModelbotError, NotFound, StoreUnavailable
+from bot.core.errors import Conflict, FleetBusy, ModelbotError, NotFound, StoreUnavailable
 from bot.core.fleet import Outcome, ProgressEvent, ReplicaResult, RolloutResult
+from bot.core.policy import Identity
 from bot.core.rollout import ChangeSpec, RolloutPlan, plan_rollout
 from bot.logging_setup import bound_context
 from bot.texts import replies as texts
@@ -100,6 +102,35 @@ def _rollout(deps: Deps, ctx: Context, claim: Claim) -> RolloutResult:
         return _failed(texts.ROLLOUT_CRASHED)
 
 
+def resume_waiting_emergencies(deps: Deps) -> int:
+    """Emergencies execute at once (DESIGN §5), but one whose claim gave up waiting for a fleet another rollout held
+    (longer than `lock_wait_s`, e.g. a 60 s load) stays APPROVED, and its requester cannot approve it again: this
+    sweep runs it, as its requester, as soon as the fleet is free. The claim is a compare-and-set, so a process still
+    waiting to run it and this sweep cannot both run it. Automatic rollbacks have their own resume. Returns how many
+    it ran."""
+    cutoff = deps.clock() - timedelta(seconds=deps.lock_wait_s)
+    with deps.db.uow(readonly=True) as uow:
+        waiting = [
+            r
+            for r in uow.requests.list_open()
+            if r.emergency
+            and r.state is RequestState.APPROVED
+            and r.created_at <= cutoff
+            and not r.extra.get("automatic")
+        ]
+        if not waiting or uow.fleet_lock.holder(deps.clock()) is not None:
+            return 0  # nothing waits, or the fleet is still busy: the next sweep looks again
+    ran = 0
+    for request in waiting:
+        ctx = Context(actor=Identity(request.requester), frontend="sweep")
+        try:
+            execute(deps, ctx, request.id)
+            ran += 1
+        except ModelbotError as exc:  # run by its own process meanwhile, expired, or the fleet busy again
+            log.info("emergency R%s not resumed: %s", request.id, exc)
+    return ran
+
+
 def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
     """One transaction: lock the fleet, CAS the request to EXECUTING (or VOID), open the operation row."""
     deadline = time.monotonic() + deps.lock_wait_s
@@ -118,7 +149,7 @@ def _claim(deps: Deps, ctx: Context, request_id: int) -> Claim:
         if recover_interrupted(deps):  # a dead process's rollout stood in the way: recovered, try again now
             continue
         if time.monotonic() > deadline:
-            raise Conflict(texts.FLEET_BUSY)
+            raise FleetBusy(texts.FLEET_BUSY)
         time.sleep(LOCK_POLL_S)
 
 

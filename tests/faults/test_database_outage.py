@@ -202,7 +202,9 @@ def test_refused_for_longer_than_the_lease_mid_rollout_ends_truthfully(
         assert stack.view() == [case.target] * 3
     lines = outage_log.count(b"\n")
     replies = _outcome_replies(stack, 1)
-    assert len(replies) == 1 and "not recorded yet" in replies[0], replies  # told the truth while it was away
+    # Told the truth: "not recorded yet" exactly when the outcome was recorded late. (Once, on a loaded machine, the
+    # finish retries outlasted the outage and recorded it normally: then the reply, after the heal, says so plainly.)
+    assert len(replies) == 1 and ("not recorded yet" in replies[0]) == bool(late), (replies, late)
     assert _fleet_equals_database(stack) == stack.view()[0]
     assert stack.audit_verifies()
     print(

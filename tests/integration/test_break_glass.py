@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from bot.core.change_request import RequestState
+from bot.core.policy import parse_policy
 from bot.store.tables import outbox
-from tests.service_harness import ALICE, BOB, DAVE, Harness, make_harness
+from tests.service_harness import ALICE, BOB, DAVE, REPO, Harness, make_harness
 
 ROLLBACK = 'rollback fraud_detector 2 --reason "INC-481 false positives"'
 EMERGENCY = 'rollback fraud_detector 1 --reason "INC-482 fraud spike" --emergency'
+ERIN = "U09ERIN"  # holds only incident_commander in the test that adds her
 
 
 @pytest.fixture
@@ -91,3 +94,48 @@ def test_an_emergency_opens_a_retro_review_that_an_approver_must_acknowledge(h: 
     assert not h.say(BOB, "review R1").ok  # once
     with h.bot.db.uow() as uow:
         assert ("review", "acknowledged") in [(e.action, e.outcome) for e in uow.audit.for_request(1)]
+
+
+def test_an_incident_commander_needs_only_rollback_emergency(h: Harness) -> None:
+    """DESIGN §2's `incident_commander: [rollback_emergency]` alone is enough for an emergency rollback (it needed
+    `rollback` too); without --emergency the same member is denied `rollback`; an operator without
+    `rollback_emergency` is denied the emergency, and both denials are audited with the permission lacking."""
+    raw = yaml.safe_load((REPO / "permissions.yaml").read_text())
+    raw["members"][ERIN] = ["incident_commander"]
+    h.bot.service.deps.policy = parse_policy(raw)
+    assert not h.say(ERIN, ROLLBACK).ok
+    done = h.say(ERIN, EMERGENCY)
+    assert done.ok and "SUCCEEDED" in done.text, done.text
+    refused = h.say(ALICE, 'rollback fraud_detector 2 --reason "INC-483" --emergency')
+    assert not refused.ok and "rollback_emergency" in refused.text, refused.text
+    with h.bot.db.uow() as uow:
+        denied = [(e.actor, e.action) for e in uow.audit.iter_all() if e.outcome == "denied"]
+    assert denied == [(ERIN, "rollback"), (ALICE, "rollback_emergency")]
+    assert h.fleet.current.model("fraud_detector").label("stable") == 1
+
+
+def test_an_emergency_that_waited_out_a_busy_fleet_starts_by_itself(h: Harness) -> None:
+    """Another process's rollout holds the fleet longer than the claim waits: dave's emergency is told it is approved
+    and will start by itself (he cannot approve his own request to retry it); the sweep leaves it while the fleet is
+    busy, runs it once the fleet is free, as dave, and only once."""
+    deps = h.bot.service.deps
+    deps.lock_wait_s = 0.2
+    other = "other-host:7:live00"
+    with h.bot.db.uow() as uow:
+        assert uow.fleet_lock.acquire(other, h.clock(), timedelta(seconds=deps.lease_s))
+        uow.commit()
+    waiting = h.say(DAVE, EMERGENCY)
+    assert waiting.ok and "waits for the fleet" in waiting.text and "starts by itself" in waiting.text, waiting.text
+    assert _request(h, 1).state is RequestState.APPROVED
+    h.clock.advance(seconds=1)
+    assert h.bot.service.resume_emergencies() == 0  # the other rollout still holds the fleet
+    with h.bot.db.uow() as uow:
+        uow.fleet_lock.release(other)
+        uow.commit()
+    assert h.bot.service.resume_emergencies() == 1
+    assert _request(h, 1).state is RequestState.SUCCEEDED
+    assert h.fleet.current.model("fraud_detector").label("stable") == 1
+    assert h.bot.service.resume_emergencies() == 0
+    with h.bot.db.uow() as uow:
+        executed = [e.actor for e in uow.audit.iter_all() if e.action == "execute" and e.outcome == "succeeded"]
+    assert executed == [DAVE]

@@ -91,6 +91,25 @@ def test_version_missing_on_disk_is_refused(h: Harness) -> None:
     assert "No open requests" in h.say(ALICE, "requests").text
 
 
+def test_refused_changes_are_audited_with_the_reason(h: Harness) -> None:
+    """DESIGN §5, every decision is an audit row: a version not on disk, a second request while one is open and a
+    frozen model are each refused with a row naming who, the permission and why; a refused dry run writes none."""
+    assert not h.say(ALICE, 'rollback fraud_detector 9 --reason "x" --dry-run').ok
+    assert not h.say(ALICE, 'rollback fraud_detector 9 --reason "x"').ok
+    assert h.say(ALICE, ROLLBACK).ok
+    assert not h.say(ALICE, ROLLBACK).ok
+    assert h.say(DAVE, 'freeze fraud_detector --reason "INC-9 investigating"').ok
+    assert h.say(BOB, 'reject R1 --reason "not now"').ok
+    assert not h.say(ALICE, ROLLBACK).ok
+    with h.bot.db.uow() as uow:
+        rows = [e for e in uow.audit.iter_all() if e.outcome == "refused"]
+    refused = [(e.actor, e.action, str(e.detail.get("why"))) for e in rows]
+    assert [(actor, action) for actor, action, _ in refused] == [(ALICE, "rollback")] * 3
+    assert "not on disk" in refused[0][2]
+    assert "R1" in refused[1][2] and "open" in refused[1][2]
+    assert "frozen" in refused[2][2] and "INC-9 investigating" in refused[2][2]
+
+
 def test_incompatible_signature_is_refused(h: Harness) -> None:
     """Version 4's serving_default input shape differs from v3's: the promote is refused up front."""
     reply = h.say(ALICE, 'promote fraud_detector 4 --reason "new features"')

@@ -397,3 +397,9 @@ BUTTON_VALUES = [
 def test_button_and_modal_request_values_are_bounded(value: object, expected: int | None) -> None:
     """A card button value or modal metadata names a request only if it is a whole number from 1 to 2^63-1."""
     assert request_id_value(value) == expected
+
+
+def test_the_general_usage_names_every_verb() -> None:
+    """The line shown after an unknown verb lists every verb the parser knows (freeze/unfreeze were missing)."""
+    listed = set(texts.GENERAL_USAGE.split()[1].split("|"))
+    assert listed == set(commands.VERBS)
