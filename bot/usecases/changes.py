@@ -56,33 +56,32 @@ class Proposal:
         )
 
 
+@dataclass(frozen=True)
+class Ask:
+    """A promote or rollback as the command gave it (the label: the command's, or the model's for a rollback)."""
+
+    action: str  # "promote" | "rollback"
+    model: str
+    version: int
+    label: str
+    reason: str
+    dry_run: bool
+    emergency: bool = False
+
+    @property
+    def permission(self) -> str:
+        return EMERGENCY_ACTION if self.emergency else self.action
+
+
 def promote(deps: Deps, ctx: Context, cmd: commands.Promote) -> Reply:
-    return _change(
-        deps,
-        ctx,
-        "promote",
-        model=cmd.model_name,
-        version=cmd.version,
-        label=cmd.label,
-        reason=cmd.reason,
-        dry_run=cmd.dry_run,
-        emergency=False,
-    )
+    ask = Ask("promote", cmd.model_name, cmd.version, cmd.label, cmd.reason, cmd.dry_run)
+    return _change(deps, ctx, ask)
 
 
 def rollback(deps: Deps, ctx: Context, cmd: commands.Rollback) -> Reply:
     label = deps.settings.models[cmd.model_name].label
-    return _change(
-        deps,
-        ctx,
-        "rollback",
-        model=cmd.model_name,
-        version=cmd.version,
-        label=label,
-        reason=cmd.reason,
-        dry_run=cmd.dry_run,
-        emergency=cmd.emergency,
-    )
+    ask = Ask("rollback", cmd.model_name, cmd.version, label, cmd.reason, cmd.dry_run, cmd.emergency)
+    return _change(deps, ctx, ask)
 
 
 def propose(deps: Deps, model: str, version: int, label: str) -> Proposal:
@@ -130,36 +129,14 @@ def _signature_note(deps: Deps, model: str, plan: RolloutPlan) -> str:
     return texts.signature_ok(target.describe())
 
 
-def _change(
-    deps: Deps,
-    ctx: Context,
-    action: str,
-    *,
-    model: str,
-    version: int,
-    label: str,
-    reason: str,
-    dry_run: bool,
-    emergency: bool,
-) -> Reply:
+def _change(deps: Deps, ctx: Context, ask: Ask) -> Reply:
     try:
-        opened = _open(
-            deps,
-            ctx,
-            action,
-            model=model,
-            version=version,
-            label=label,
-            reason=reason,
-            dry_run=dry_run,
-            emergency=emergency,
-        )
+        opened = _open(deps, ctx, ask)
     except StoreUnavailable:
         raise
     except ModelbotError as exc:  # frozen, pre-flight, already open: a decision too, so an audit row (DESIGN §5)
-        if not dry_run:
-            permission = EMERGENCY_ACTION if emergency else action
-            _record_refusal(deps, ctx, permission, model=model, version=version, why=str(exc))
+        if not ask.dry_run:
+            _record_refusal(deps, ctx, ask, why=str(exc))
         raise
     if isinstance(opened, Reply):
         return opened  # the dry run's plan
@@ -175,30 +152,21 @@ def _change(
     return Reply(texts.request_opened(stored, deps.policy.who_can("approve")), public=True, request_id=stored.id)
 
 
-def _open(
-    deps: Deps,
-    ctx: Context,
-    action: str,
-    *,
-    model: str,
-    version: int,
-    label: str,
-    reason: str,
-    dry_run: bool,
-    emergency: bool,
-) -> Reply | tuple[ChangeRequest, Freeze | None]:
+def _open(deps: Deps, ctx: Context, ask: Ask) -> Reply | tuple[ChangeRequest, Freeze | None]:
     """Every check, then the request stored with its audit row and card: (the request, the freeze it overrode);
     for a dry run the plan instead. Raises the refusal (nothing stored)."""
+    action, model, emergency = ask.action, ask.model, ask.emergency
     overridden = refuse_if_frozen(deps, model, emergency=emergency)
-    proposal = propose(deps, model, version, label)
+    proposal = propose(deps, model, ask.version, ask.label)
     rule = deps.policy.approval_rule(model, action)
-    if dry_run:
+    if ask.dry_run:
         return Reply(texts.dry_run(action, proposal, rule))
     expire_due(deps)
     now = deps.clock()
     change = proposal.change_plan(action, emergency=emergency)
+    within = deps.retro_review_within
     request = approvals.new_request(
-        change, rule, ctx.actor, now, reason, ttl=deps.policy.approval_ttl, retro_review_within=deps.retro_review_within
+        change, rule, ctx.actor, now, ask.reason, ttl=deps.policy.approval_ttl, retro_review_within=within
     )
     if ctx.alert:  # requested from an alert's post: the request and its audit rows keep the alert
         request = replace(request, extra={**request.extra, "alert": dict(ctx.alert)})
@@ -206,7 +174,7 @@ def _open(
         superseded = _void_for_emergency(uow, ctx, model) if emergency else None
         stored = uow.requests.add(request)
         extra = {"overrode_freeze": texts.overrode_freeze(overridden)} if overridden else {}
-        record(uow, deps, ctx, action, "requested", request=stored, reason=reason, emergency=emergency, **extra)
+        record(uow, deps, ctx, action, "requested", request=stored, reason=ask.reason, emergency=emergency, **extra)
         open_card(uow, deps, stored, ctx.channel)  # the approval channel, else where it was typed
         if superseded is not None:  # name the emergency request on the one it replaced, its card and its trail
             named = uow.requests.save(approvals.supersede(superseded, ctx.actor.user_id, stored.id), superseded.version)
@@ -217,11 +185,11 @@ def _open(
     return stored, overridden
 
 
-def _record_refusal(deps: Deps, ctx: Context, permission: str, *, model: str, version: int, why: str) -> None:
+def _record_refusal(deps: Deps, ctx: Context, ask: Ask, *, why: str) -> None:
     try:
-        record_alone(deps, ctx, permission, "refused", model=model, to_version=version, why=why)
+        record_alone(deps, ctx, ask.permission, "refused", model=ask.model, to_version=ask.version, why=why)
     except ModelbotError as exc:  # the refusal itself is what the user must hear
-        log.warning("refusal of %s on %s not audited: %s", permission, model, exc)
+        log.warning("refusal of %s on %s not audited: %s", ask.permission, ask.model, exc)
 
 
 __all__ = ["promote", "propose", "rollback"]
