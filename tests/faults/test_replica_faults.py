@@ -133,8 +133,16 @@ def _warm_rollback_switching(stack: ServeStack) -> str:
     """Start the warm rollback to v2 and return while the faulty replica (delayed) is still applying the switch."""
     _request(stack, f'rollback {MODEL} 2 --reason "INC-7 warm"', 1)
     wait_until(lambda: stack.view()[:FAULTY] == [2, 2] or None, 30, "two replicas switched")
+    # The third one's switch must have reached its handler (a stop before that, on a loaded machine, would hold the
+    # request in the socket past its deadline, and it would never be applied): the emulator logs each delayed reload.
+    wait_until(lambda: _inside_a_reload(stack) or None, 10, "the third replica inside its delayed switch reload")
     assert stack.view()[FAULTY] == 3  # the third one is still inside its (delayed) reload
     return stack.dev.targets[FAULTY]
+
+
+def _inside_a_reload(stack: ServeStack) -> bool:
+    log = stack.dev.log(FAULTY)
+    return log.rfind("devstack: reload received") > log.rfind("Finished reloading config")
 
 
 def _timed(what: str, started: float) -> None:

@@ -105,6 +105,7 @@ class ServerCore:
         the label check and the model update, so a failure there leaves the rejected config stored."""
         with self._config_mu:
             if self._reload_delay_seconds > 0:  # emulator knob: a slow replica (the reload is still applied)
+                log.info("devstack: reload received; applied in %gs", self._reload_delay_seconds)  # tests wait for it
                 self._stopping.wait(self._reload_delay_seconds)
             old_case = self._config.WhichOneof("config")
             new_case = new_config.WhichOneof("config")
